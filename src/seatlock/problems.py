@@ -1,0 +1,98 @@
+"""The one mapping from errors to RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from seatlock.errors import DomainError, TooManyRequests, Unauthorized
+
+logger = logging.getLogger("seatlock")
+
+PROBLEM_BASE = "/problems/"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def from_domain_error(exc: DomainError) -> ProblemDetailsException:
+    headers: dict[str, str] = {}
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    return ProblemDetailsException(
+        status_code=exc.status,
+        type_=PROBLEM_BASE + exc.slug,
+        title=exc.title,
+        detail=exc.detail,
+        extra=exc.extra or None,
+        headers=headers or None,
+    )
+
+
+def _validation_errors(extra: Any) -> list[dict[str, Any]]:
+    if not isinstance(extra, list):
+        return []
+    return [
+        {"field": item.get("key", ""), "source": item.get("source", ""), "message": item.get("message", "")}
+        for item in extra
+        if isinstance(item, dict)
+    ]
+
+
+def from_http_exception(exc: HTTPException) -> ProblemDetailsException:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        return ProblemDetailsException(
+            status_code=status,
+            type_=PROBLEM_BASE + "validation",
+            title="The request is not valid",
+            detail=exc.detail,
+            extra={"errors": _validation_errors(exc.extra)},
+            headers=exc.headers,
+        )
+    headers = dict(exc.headers or {})
+    if status == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return ProblemDetailsException(
+        status_code=status,
+        type_="about:blank",
+        title=_phrase(status),
+        detail=exc.detail,
+        headers=headers or None,
+    )
+
+
+def from_unhandled(exc: Exception) -> ProblemDetailsException:
+    logger.exception("unhandled error", exc_info=exc)
+    return ProblemDetailsException(
+        status_code=500,
+        type_="about:blank",
+        title=_phrase(500),
+        detail="An unexpected error occurred; it has been logged.",
+    )
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                DomainError: from_domain_error,
+                HTTPException: from_http_exception,
+                Exception: from_unhandled,
+            }
+        )
+    )

@@ -1,0 +1,25 @@
+"""Constrained types shared by request bodies."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import msgspec
+
+Email = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=3,
+        max_length=254,
+        pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+        description="An email address",
+    ),
+]
+Password = Annotated[str, msgspec.Meta(min_length=12, max_length=128)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120, pattern=r"\S")]
+Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
+Offset = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Base of request bodies: unknown fields are refused, never ignored."""

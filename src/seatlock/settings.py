@@ -1,0 +1,89 @@
+"""Settings read once from the environment into one typed object."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+DEFAULT_JWT_SECRET = "dev-only-secret-change-me-before-production"
+MIN_PRODUCTION_SECRET_LENGTH = 32
+
+# Every setting: environment variable -> field. Two keep their conventional names.
+ENVIRONMENT_NAMES = {
+    "DATABASE_URL": "database_url",
+    "REDIS_URL": "redis_url",
+}
+PREFIX = "SEATLOCK_"
+
+
+class SettingsError(Exception):
+    """The environment describes a configuration the service refuses to run with."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    env: Literal["development", "production", "test"] = "development"
+    database_url: str = ""
+    redis_url: str = ""
+    redis_cluster: bool = False
+    redis_timeout_seconds: float = 0.5
+    data_dir: str = ".seatlock"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    jwt_secret: str = DEFAULT_JWT_SECRET
+    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    jwt_issuer: str = "seatlock"
+    jwt_audience: str = "seatlock-api"
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    allowed_origins: str = ""
+    max_body_bytes: int = 1_048_576
+    login_attempts_per_account: int = 5
+    login_attempts_per_address: int = 20
+    login_window_seconds: int = 900
+
+    @property
+    def state_dir(self) -> Path:
+        return Path(self.data_dir).resolve()
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset(o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip())
+
+    def check(self) -> None:
+        if self.env != "production":
+            return
+        if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret) < MIN_PRODUCTION_SECRET_LENGTH:
+            raise SettingsError(
+                f"SEATLOCK_JWT_SECRET must be set to a random value of at least "
+                f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+            )
+        if not self.database_url or not self.redis_url:
+            raise SettingsError("DATABASE_URL and REDIS_URL must be set in production")
+
+
+def read_settings(environ: dict[str, str] | None = None) -> Settings:
+    environ = dict(os.environ) if environ is None else environ
+    fields = set(Settings.__struct_fields__)
+    raw: dict[str, str] = {}
+    for name, value in environ.items():
+        if name in ENVIRONMENT_NAMES:
+            raw[ENVIRONMENT_NAMES[name]] = value
+        elif name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields:
+            raw[name[len(PREFIX) :].lower()] = value
+    try:
+        # strict=False turns the environment's strings into ints, floats and bools.
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(f"invalid setting: {exc}") from exc
+    settings.check()
+    return settings
+
+
+@cache
+def current_settings() -> Settings:
+    return read_settings()

@@ -1,0 +1,51 @@
+"""Sign-in throttling: failed attempts counted per account and per client address in Redis.
+
+Counting fails open: with Redis down, sign-in keeps working without throttling, since
+only holds may depend on Redis.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from seatlock import keys
+from seatlock.errors import TooManyRequests
+from seatlock.redis_client import REDIS_DOWN, RedisClient
+from seatlock.settings import Settings
+
+logger = logging.getLogger("seatlock")
+
+
+def _limits(settings: Settings, email: str, address: str) -> list[tuple[str, int]]:
+    return [
+        (keys.login_failures_for_account(email), settings.login_attempts_per_account),
+        (keys.login_failures_for_address(address), settings.login_attempts_per_address),
+    ]
+
+
+async def check_login_allowed(redis: RedisClient, settings: Settings, email: str, address: str) -> None:
+    try:
+        for key, limit in _limits(settings, email, address):
+            failures = int(await redis.get(key) or 0)
+            if failures >= limit:
+                retry_after = max(int(await redis.ttl(key)), 1)
+                raise TooManyRequests("too many failed sign-in attempts", retry_after=retry_after)
+    except REDIS_DOWN:
+        logger.warning("sign-in throttle unavailable: Redis is unreachable")
+
+
+async def record_login_failure(redis: RedisClient, settings: Settings, email: str, address: str) -> None:
+    try:
+        for key, _ in _limits(settings, email, address):
+            count = await redis.incr(key)
+            if count == 1:
+                await redis.expire(key, settings.login_window_seconds)
+    except REDIS_DOWN:
+        logger.warning("sign-in throttle unavailable: Redis is unreachable")
+
+
+async def clear_account_failures(redis: RedisClient, email: str) -> None:
+    try:
+        await redis.delete(keys.login_failures_for_account(email))
+    except REDIS_DOWN:
+        logger.warning("sign-in throttle unavailable: Redis is unreachable")
