@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -45,14 +46,14 @@ def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRoute
         raise Forbidden("your role may not use this route")
 
 
-def provide_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    principal: Principal | None = connection.scope.get("user")
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal | None = request.scope.get("user")
     if principal is None:
         raise Unauthorized("sign in to use this route")
     return principal
 
 
-def provide_viewer(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+def provide_viewer(request: Request[Any, Any, Any]) -> Principal | None:
     """The caller on a public route: None when anonymous."""
-    viewer: Principal | None = connection.scope.get("user")
+    viewer: Principal | None = request.scope.get("user")
     return viewer

@@ -7,16 +7,14 @@ from typing import Annotated
 
 import msgspec
 from litestar import Router, get, patch
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from seatlock import users
+from seatlock import deps, users
 from seatlock.access import ADMINS
 from seatlock.auth_api import UserOut, user_out
 from seatlock.errors import Forbidden
 from seatlock.models import Role
 from seatlock.schemas import Body
-from seatlock.tokens import Principal
 
 
 class RoleChange(Body):
@@ -32,9 +30,9 @@ class UserPage(msgspec.Struct):
 
 @get("/users", roles=ADMINS)
 async def list_users(
-    db_session: AsyncSession,
-    limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
-    offset: Annotated[int, Parameter(ge=0)] = 0,
+    db_session: deps.DbSession,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
 ) -> UserPage:
     rows, total = await users.list_users(db_session, limit, offset)
     return UserPage(items=[user_out(u) for u in rows], total=total, limit=limit, offset=offset)
@@ -42,7 +40,10 @@ async def list_users(
 
 @patch("/users/{user_id:uuid}", roles=ADMINS)
 async def change_role(
-    user_id: uuid.UUID, data: RoleChange, principal: Principal, db_session: AsyncSession
+    user_id: FromPath[uuid.UUID],
+    data: JSONBody[RoleChange],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
 ) -> UserOut:
     if user_id == principal.id:
         raise Forbidden("admins cannot change their own role")

@@ -7,18 +7,16 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar, Router
 from litestar.datastructures import State
-from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from seatlock import db
-from seatlock.access import authorize, provide_principal, provide_viewer
+from seatlock import db, deps
+from seatlock.access import authorize
 from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
 from seatlock.health_api import health_router
 from seatlock.problems import problem_details_plugin
-from seatlock.redis_client import RedisClient, connect_redis
+from seatlock.redis_client import connect_redis
 from seatlock.settings import Settings, current_settings
 
 
@@ -37,34 +35,15 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         await engine.dispose()
 
 
-def _engine(state: State) -> AsyncEngine:
-    engine: AsyncEngine = state.engine
-    return engine
-
-
-def _redis(state: State) -> RedisClient:
-    redis: RedisClient = state.redis
-    return redis
-
-
-def _settings(state: State) -> Settings:
-    settings: Settings = state.settings
-    return settings
-
-
-async def _db_session(state: State) -> AsyncIterator[AsyncSession]:
-    factory: async_sessionmaker[AsyncSession] = state.sessions
-    async for session in db.session_scope(factory):
-        yield session
-
-
 def _openapi() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="Seatlock",
         version="0.1.0",
         path="/schema",
         components=Components(
-            security_schemes={"BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+            security_schemes={
+                "BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+            }
         ),
         security=[{"BearerAuth": []}],
     )
@@ -73,17 +52,12 @@ def _openapi() -> OpenAPIConfig:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or current_settings()
     # Every route of ours sits below this router, so the role guard covers all of them.
-    guarded = Router("/", route_handlers=[auth_router, admin_router, health_router], guards=[authorize])
+    guarded = Router(
+        "/", route_handlers=[auth_router, admin_router, health_router], guards=[authorize]
+    )
     return Litestar(
         route_handlers=[guarded],
-        dependencies={
-            "settings": Provide(_settings, sync_to_thread=False),
-            "db_engine": Provide(_engine, sync_to_thread=False),
-            "db_session": Provide(_db_session),
-            "redis": Provide(_redis, sync_to_thread=False),
-            "principal": Provide(provide_principal, sync_to_thread=False),
-            "viewer": Provide(provide_viewer, sync_to_thread=False),
-        },
+        dependencies=deps.providers(),
         plugins=[problem_details_plugin()],
         openapi_config=_openapi(),
         lifespan=[resources],

@@ -9,16 +9,14 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import JSONBody
 
-from seatlock import refresh_tokens, throttle, users
+from seatlock import deps, refresh_tokens, throttle, users
 from seatlock.access import PUBLIC, SIGNED_IN
 from seatlock.errors import Forbidden, Unauthorized
 from seatlock.models import Role, User
-from seatlock.redis_client import RedisDep
 from seatlock.schemas import Body, Email, Name, Password
-from seatlock.settings import Settings
-from seatlock.tokens import Principal, issue_access_token
+from seatlock.tokens import issue_access_token
 
 AUTH_PATH = "/api/auth"
 REFRESH_COOKIE = "seatlock_refresh"
@@ -56,11 +54,15 @@ class TokenOut(msgspec.Struct):
 
 def user_out(user: User) -> UserOut:
     return UserOut(
-        id=user.id, email=user.email, full_name=user.full_name, role=user.role, created_at=user.created_at
+        id=user.id,
+        email=user.email,
+        full_name=user.full_name,
+        role=user.role,
+        created_at=user.created_at,
     )
 
 
-def _refresh_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
+def _refresh_cookie(settings: deps.Settings, value: str, max_age: int) -> Cookie:
     return Cookie(
         key=REFRESH_COOKIE,
         value=value,
@@ -72,7 +74,9 @@ def _refresh_cookie(settings: Settings, value: str, max_age: int) -> Cookie:
     )
 
 
-def _signed_in(settings: Settings, user: User, refresh_token: str, status: int) -> Response[TokenOut]:
+def _signed_in(
+    settings: deps.Settings, user: User, refresh_token: str, status: int
+) -> Response[TokenOut]:
     body = TokenOut(
         access_token=issue_access_token(settings, users.principal_of(user)),
         token_type="Bearer",
@@ -88,7 +92,7 @@ def _signed_in(settings: Settings, user: User, refresh_token: str, status: int) 
     )
 
 
-def _require_same_site(request: Request[Any, Any, Any], settings: Settings) -> None:
+def _require_same_site(request: Request[Any, Any, Any], settings: deps.Settings) -> None:
     if request.headers.get("sec-fetch-site") == "cross-site":
         raise Forbidden("cross-site requests may not use the refresh cookie")
     origin = request.headers.get("origin")
@@ -100,7 +104,7 @@ def _require_same_site(request: Request[Any, Any, Any], settings: Settings) -> N
         raise Forbidden(f"the {CSRF_HEADER} header is required on this route")
 
 
-def _refresh_lifetime(settings: Settings) -> timedelta:
+def _refresh_lifetime(settings: deps.Settings) -> timedelta:
     return timedelta(days=settings.refresh_token_days)
 
 
@@ -109,7 +113,9 @@ def _client_address(request: Request[Any, Any, Any]) -> str:
 
 
 @post("/register", roles=PUBLIC, status_code=201)
-async def register(data: RegisterBody, db_session: AsyncSession, settings: Settings) -> Response[TokenOut]:
+async def register(
+    data: JSONBody[RegisterBody], db_session: deps.DbSession, settings: deps.Settings
+) -> Response[TokenOut]:
     user = await users.register_user(db_session, data.email, data.password, data.full_name)
     token = await refresh_tokens.start_family(db_session, user, _refresh_lifetime(settings))
     return _signed_in(settings, user, token, 201)
@@ -117,9 +123,12 @@ async def register(data: RegisterBody, db_session: AsyncSession, settings: Setti
 
 @post("/login", roles=PUBLIC, status_code=200)
 async def login(
-    data: LoginBody, request: Request[Any, Any, Any], db_session: AsyncSession, redis: RedisDep,
-    settings: Settings,
-) -> Response[TokenOut]:  # fmt: skip
+    data: JSONBody[LoginBody],
+    request: Request[Any, Any, Any],
+    db_session: deps.DbSession,
+    redis: deps.Redis,
+    settings: deps.Settings,
+) -> Response[TokenOut]:
     email, address = users.normalise_email(data.email), _client_address(request)
     await throttle.check_login_allowed(redis, settings, email, address)
     try:
@@ -134,7 +143,7 @@ async def login(
 
 @post("/refresh", roles=PUBLIC, status_code=200)
 async def refresh(
-    request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings
+    request: Request[Any, Any, Any], db_session: deps.DbSession, settings: deps.Settings
 ) -> Response[TokenOut]:
     _require_same_site(request, settings)
     presented = request.cookies.get(REFRESH_COOKIE)
@@ -145,7 +154,9 @@ async def refresh(
 
 
 @post("/logout", roles=PUBLIC, status_code=204)
-async def logout(request: Request[Any, Any, Any], db_session: AsyncSession, settings: Settings) -> Response[None]:
+async def logout(
+    request: Request[Any, Any, Any], db_session: deps.DbSession, settings: deps.Settings
+) -> Response[None]:
     _require_same_site(request, settings)
     presented = request.cookies.get(REFRESH_COOKIE)
     if presented:
@@ -154,8 +165,10 @@ async def logout(request: Request[Any, Any, Any], db_session: AsyncSession, sett
 
 
 @get("/me", roles=SIGNED_IN)
-async def me(principal: Principal, db_session: AsyncSession) -> UserOut:
+async def me(principal: deps.Caller, db_session: deps.DbSession) -> UserOut:
     return user_out(await users.get_user(db_session, principal.id))
 
 
-auth_router = Router(AUTH_PATH, route_handlers=[register, login, refresh, logout, me], tags=["auth"])
+auth_router = Router(
+    AUTH_PATH, route_handlers=[register, login, refresh, logout, me], tags=["auth"]
+)

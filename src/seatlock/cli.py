@@ -92,7 +92,9 @@ async def _create_admin(database_url: str, account: AdminAccount) -> None:
     engine = db.create_engine(database_url, pool_size=1)
     try:
         async with db.session_factory(engine)() as session:
-            await register_user(session, account.email, account.password, account.full_name, Role.ADMIN)
+            await register_user(
+                session, account.email, account.password, account.full_name, Role.ADMIN
+            )
     finally:
         await engine.dispose()
 
@@ -121,7 +123,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="run the HTTP service (embedded servers unless configured)")
     commands.add_parser("migrate", help="upgrade the database schema to the newest revision")
-    admin = commands.add_parser("create-admin", help="create an ADMIN account; asks for the password")
+    admin = commands.add_parser(
+        "create-admin", help="create an ADMIN account; asks for the password"
+    )
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Administrator")
     return parser
@@ -136,7 +140,9 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         settings = read_settings()
     except SettingsError as exc:

@@ -22,7 +22,8 @@ from pathlib import Path
 from urllib.parse import quote
 
 UNPRIVILEGED_USER = "nobody"
-SHARED_ROOT = Path("/var/tmp")
+# World-writable with the sticky bit, and not cleared at boot like /tmp can be.
+SHARED_ROOT = Path("/var/tmp")  # noqa: S108
 
 
 class EmbeddedServerError(Exception):
@@ -188,7 +189,15 @@ class EmbeddedPostgres:
 
     def _create_database(self) -> None:
         env = {**os.environ, "PGPASSWORD": self.password_file.read_text().strip()}
-        psql = [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "seatlock"]
+        psql = [
+            str(self.bin_dir / "psql"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-U",
+            "seatlock",
+        ]
         exists = subprocess.run(  # noqa: S603
             [*psql, "-d", "postgres", "-tAc", "SELECT 1 FROM pg_database WHERE datname='seatlock'"],
             capture_output=True, text=True, env=env, check=True,
@@ -204,8 +213,9 @@ class EmbeddedPostgres:
 
     def destroy(self) -> None:
         self.stop()
-        shutil.rmtree(self.data_dir if not _running_as_root() else self.data_dir.parent,
-                      ignore_errors=True)
+        shutil.rmtree(
+            self.data_dir if not _running_as_root() else self.data_dir.parent, ignore_errors=True
+        )
 
 
 @dataclass

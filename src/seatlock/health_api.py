@@ -7,9 +7,10 @@ from litestar import Response, Router, get
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock import deps
 from seatlock.access import PUBLIC
 from seatlock.migrate import head_revision
-from seatlock.redis_client import RedisDep
+from seatlock.redis_client import ping
 
 
 class Readiness(msgspec.Struct):
@@ -33,16 +34,16 @@ async def _check_postgres(engine: AsyncEngine) -> str:
     return "ok"
 
 
-async def _check_redis(redis: RedisDep) -> str:
+async def _check_redis(redis: deps.Redis) -> str:
     try:
-        await redis.ping()
+        await ping(redis)
     except Exception as exc:  # as above
         return f"unreachable: {type(exc).__name__}"
     return "ok"
 
 
 @get("/ready", roles=PUBLIC)
-async def ready(db_engine: AsyncEngine, redis: RedisDep) -> Response[Readiness]:
+async def ready(db_engine: deps.DbEngine, redis: deps.Redis) -> Response[Readiness]:
     checks = {"postgres": await _check_postgres(db_engine), "redis": await _check_redis(redis)}
     healthy = all(value == "ok" for value in checks.values())
     return Response(

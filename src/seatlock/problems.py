@@ -47,7 +47,11 @@ def _validation_errors(extra: Any) -> list[dict[str, Any]]:
     if not isinstance(extra, list):
         return []
     return [
-        {"field": item.get("key", ""), "source": item.get("source", ""), "message": item.get("message", "")}
+        {
+            "field": item.get("key", ""),
+            "source": item.get("source", ""),
+            "message": item.get("message", ""),
+        }
         for item in extra
         if isinstance(item, dict)
     ]

@@ -21,5 +21,5 @@ Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 Offset = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 
 
-class Body(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class Body(msgspec.Struct, forbid_unknown_fields=True):
     """Base of request bodies: unknown fields are refused, never ignored."""

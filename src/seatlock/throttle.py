@@ -23,7 +23,9 @@ def _limits(settings: Settings, email: str, address: str) -> list[tuple[str, int
     ]
 
 
-async def check_login_allowed(redis: RedisClient, settings: Settings, email: str, address: str) -> None:
+async def check_login_allowed(
+    redis: RedisClient, settings: Settings, email: str, address: str
+) -> None:
     try:
         for key, limit in _limits(settings, email, address):
             failures = int(await redis.get(key) or 0)
@@ -34,7 +36,9 @@ async def check_login_allowed(redis: RedisClient, settings: Settings, email: str
         logger.warning("sign-in throttle unavailable: Redis is unreachable")
 
 
-async def record_login_failure(redis: RedisClient, settings: Settings, email: str, address: str) -> None:
+async def record_login_failure(
+    redis: RedisClient, settings: Settings, email: str, address: str
+) -> None:
     try:
         for key, _ in _limits(settings, email, address):
             count = await redis.incr(key)

@@ -55,7 +55,9 @@ def read_access_token(settings: Settings, token: str) -> Principal:
         )
         if claims["typ"] != ACCESS_TOKEN_TYPE:
             raise Unauthorized("not an access token")
-        return Principal(id=uuid.UUID(claims["sub"]), role=Role(claims["role"]), email=claims["email"])
+        return Principal(
+            id=uuid.UUID(claims["sub"]), role=Role(claims["role"]), email=claims["email"]
+        )
     except (jwt.PyJWTError, ValueError, KeyError) as exc:
         raise Unauthorized("the access token is not valid") from exc
 

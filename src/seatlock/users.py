@@ -57,7 +57,9 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
 
 async def list_users(session: AsyncSession, limit: int, offset: int) -> tuple[list[User], int]:
     total = await session.scalar(select(func.count()).select_from(User)) or 0
-    rows = await session.scalars(select(User).order_by(User.created_at, User.id).limit(limit).offset(offset))
+    rows = await session.scalars(
+        select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)
+    )
     return list(rows), total
 
 

@@ -1,0 +1,131 @@
+"""Test servers and clients. The suite starts throwaway embedded PostgreSQL and Valkey
+servers, unless TEST_DATABASE_URL / TEST_REDIS_URL point it at existing ones."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seatlock import db, migrate
+from seatlock.app import create_app
+from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey
+from seatlock.models import Base, Role
+from seatlock.settings import Settings
+
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+PASSWORD = "correct horse battery staple"
+
+Client = AsyncTestClient[Litestar]
+UserFactory = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture(scope="session")
+def state_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="seatlock-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database_url(state_dir: Path) -> Iterator[str]:
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        migrate.upgrade(url)
+        yield url
+        return
+    server = EmbeddedPostgres(state_dir / "pg")
+    url = server.start()
+    migrate.upgrade(url)
+    yield url
+    server.destroy()
+
+
+@pytest.fixture(scope="session")
+def valkey(state_dir: Path) -> Iterator[EmbeddedValkey | None]:
+    if os.environ.get("TEST_REDIS_URL"):
+        yield None
+        return
+    server = EmbeddedValkey(state_dir / "valkey")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(valkey: EmbeddedValkey | None) -> str:
+    return os.environ.get("TEST_REDIS_URL") or (valkey.url if valkey else "")
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, redis_url: str) -> Settings:
+    return Settings(
+        env="test",
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret=TEST_SECRET,
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = db.create_engine(settings.database_url, pool_size=5)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(engine: AsyncEngine, redis: Redis) -> None:
+    """Every test starts from empty tables and an empty Redis."""
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+    async with engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    await redis.flushdb()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        yield client
+
+
+@pytest.fixture
+def make_user(client: Client, engine: AsyncEngine) -> UserFactory:
+    """Registers an account through the API, gives it a role, returns auth headers."""
+    counter = iter(range(1_000_000))
+
+    async def make(role: Role = Role.USER, email: str | None = None) -> dict[str, str]:
+        email = email or f"user{next(counter)}-{role.value.lower()}@example.test"
+        response = await client.post(
+            "/api/auth/register",
+            json={"email": email, "password": PASSWORD, "full_name": "Test User"},
+        )
+        assert response.status_code == 201, response.text
+        if role is not Role.USER:
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE users SET role = :role WHERE email = :email"),
+                    {"role": role.value, "email": email},
+                )
+            response = await client.post(
+                "/api/auth/login", json={"email": email, "password": PASSWORD}
+            )
+            assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return make
