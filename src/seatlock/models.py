@@ -68,7 +68,11 @@ class SeatState(enum.StrEnum):
 
 class Event(Base):
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_status_starts_at", "status", "starts_at"),)
+    __table_args__ = (
+        Index("ix_events_status_starts_at", "status", "starts_at"),
+        # The listing pages through events in (starts_at, id) order.
+        Index("ix_events_starts_at_id", "starts_at", "id"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organizer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), index=True)
@@ -121,7 +125,10 @@ class Seat(Base):
     section: Mapped[str] = mapped_column(String(40))
     row: Mapped[str] = mapped_column(String(20))
     number: Mapped[int]
-    price_category_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("price_categories.id"))
+    # Indexed so that deleting a category checks its seats without scanning every seat.
+    price_category_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("price_categories.id"), index=True
+    )
     accessible: Mapped[bool] = mapped_column(default=False)
     state: Mapped[SeatState] = mapped_column(
         _enum(SeatState, "seat_state"), default=SeatState.AVAILABLE
