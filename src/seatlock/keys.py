@@ -7,6 +7,7 @@ Redis Cluster slot and one script can touch them atomically.
 from __future__ import annotations
 
 import hashlib
+import uuid
 
 
 def _digest(value: str) -> str:
@@ -20,3 +21,42 @@ def login_failures_for_account(email: str) -> str:
 
 def login_failures_for_address(address: str) -> str:
     return f"seatlock:login:address:{_digest(address)}"
+
+
+def _event(event_id: uuid.UUID) -> str:
+    # The braces make `{<event_id>}` the hash tag: every key of an event maps to one slot.
+    return f"seatlock:{{{event_id}}}"
+
+
+def held_seats(event_id: uuid.UUID) -> str:
+    """Hash: seat id -> id of the hold on it."""
+    return f"{_event(event_id)}:held"
+
+
+def taken_seats(event_id: uuid.UUID) -> str:
+    """Hash: seat id -> 'reserved' | 'sold', a cache of PostgreSQL's seat states."""
+    return f"{_event(event_id)}:taken"
+
+
+def event_holds(event_id: uuid.UUID) -> str:
+    """Sorted set: hold id -> expiry in ms, every hold of the event."""
+    return f"{_event(event_id)}:holds"
+
+
+def hold_sizes(event_id: uuid.UUID) -> str:
+    """Hash: hold id -> number of seats."""
+    return f"{_event(event_id)}:sizes"
+
+
+def owner_holds(event_id: uuid.UUID, owner_id: uuid.UUID) -> str:
+    """Sorted set: hold id -> expiry in ms, one owner's holds of the event."""
+    return f"{_event(event_id)}:owner:{owner_id}"
+
+
+def hold_prefix(event_id: uuid.UUID) -> str:
+    return f"{_event(event_id)}:hold:"
+
+
+def hold(event_id: uuid.UUID, hold_id: str) -> str:
+    """Hash: one hold's owner, seats, expiry, deadline, extensions and state."""
+    return hold_prefix(event_id) + hold_id

@@ -1,0 +1,40 @@
+-- extend: slide a live hold's expiry by its TTL, never past its absolute deadline and
+-- never more often than its maximum number of extensions. Owner only.
+-- KEYS[1] holds  zset  hold id -> expiry (ms)
+-- KEYS[2] owner  zset  hold id -> expiry (ms) of the owner's holds
+-- KEYS[3] hold   hash  the hold
+-- ARGV[1] hold id   ARGV[2] owner id
+-- Returns {'ok', expires_ms, extensions_left}
+--       | {'gone'} (no such live hold) | {'not_owner'} | {'converting'}
+--       | {'limit'} (no extension left, or the deadline is reached)
+local holds, owner, hold = KEYS[1], KEYS[2], KEYS[3]
+local hold_id, owner_id = ARGV[1], ARGV[2]
+
+local fields = redis.call('HMGET', hold, 'owner', 'expires', 'deadline', 'extensions',
+  'max_extensions', 'ttl', 'state')
+if not fields[1] then
+  return {'gone'}
+end
+if fields[1] ~= owner_id then
+  return {'not_owner'}
+end
+if fields[7] ~= 'held' then
+  return {'converting'}
+end
+local expires, deadline = tonumber(fields[2]), tonumber(fields[3])
+local extensions, max_extensions = tonumber(fields[4]), tonumber(fields[5])
+if extensions >= max_extensions or expires >= deadline then
+  return {'limit'}
+end
+
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local new_expires = math.min(now + tonumber(fields[6]), deadline)
+if new_expires < expires then
+  new_expires = expires
+end
+redis.call('HSET', hold, 'expires', new_expires, 'extensions', extensions + 1)
+redis.call('PEXPIREAT', hold, new_expires)
+redis.call('ZADD', holds, new_expires, hold_id)
+redis.call('ZADD', owner, new_expires, hold_id)
+return {'ok', new_expires, max_extensions - extensions - 1}

@@ -1,0 +1,31 @@
+-- release: free every seat of a hold. Owner only, unless ARGV[3] is 'force' (ops).
+-- KEYS[1] held   hash  seat id -> hold id
+-- KEYS[2] holds  zset  hold id -> expiry (ms)
+-- KEYS[3] sizes  hash  hold id -> number of seats
+-- KEYS[4] owner  zset  hold id -> expiry (ms) of the owner's holds
+-- KEYS[5] hold   hash  the hold
+-- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] 'force' or ''
+-- Returns {'ok', seat, ...} | {'gone'} | {'not_owner'}
+local held, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local hold_id, owner_id, force = ARGV[1], ARGV[2], ARGV[3] == 'force'
+
+local fields = redis.call('HMGET', hold, 'owner', 'seats')
+if not fields[1] then
+  return {'gone'}
+end
+if fields[1] ~= owner_id and not force then
+  return {'not_owner'}
+end
+local released = {'ok'}
+for seat in string.gmatch(fields[2], '[^,]+') do
+  -- The seat may already belong to a newer hold if this one had expired in between.
+  if redis.call('HGET', held, seat) == hold_id then
+    redis.call('HDEL', held, seat)
+  end
+  table.insert(released, seat)
+end
+redis.call('DEL', hold)
+redis.call('ZREM', holds, hold_id)
+redis.call('ZREM', owner, hold_id)
+redis.call('HDEL', sizes, hold_id)
+return released
