@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
@@ -12,6 +11,7 @@ from redis.asyncio import Redis
 from seatlock import keys
 from seatlock.errors import Conflict, Gone, NotFound
 from seatlock.holds import HoldPolicy, HoldStore, SeatsUnavailable, event_of_hold
+from seatlock.redis_client import hash_field
 from seatlock.scripts import load_scripts, register_scripts
 from tests.holdstore import POLICY, seats, snapshot_of
 
@@ -19,10 +19,10 @@ EMPTY = snapshot_of({})
 
 
 @pytest.fixture
-async def store(redis: Redis) -> AsyncIterator[HoldStore]:
+async def store(redis: Redis) -> HoldStore:
     scripts = register_scripts(redis)
     await load_scripts(redis, scripts)
-    yield HoldStore(redis, scripts)
+    return HoldStore(redis, scripts)
 
 
 async def test_a_hold_takes_all_seats_or_none(store: HoldStore) -> None:
@@ -201,8 +201,7 @@ async def test_a_stale_snapshot_is_not_loaded(store: HoldStore, redis: Redis) ->
         await store.hold(event, uuid.uuid4(), seat, POLICY, racing_snapshot)
 
     assert refused.value.extra["reason"] == "reserved"
-    assert await redis.hget(keys.taken_seats(event), seat[0].hex) is None
-    assert await redis.hget(keys.taken_seats(event), str(seat[0])) == "reserved"
+    assert await hash_field(redis, keys.taken_seats(event), str(seat[0])) == "reserved"
 
 
 async def test_live_holds_are_listed_with_owner_seats_and_expiry(store: HoldStore) -> None:

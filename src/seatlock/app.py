@@ -15,8 +15,11 @@ from seatlock.access import authorize
 from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
 from seatlock.health_api import health_router
+from seatlock.holds import HoldStore
+from seatlock.holds_api import holds_router
 from seatlock.problems import problem_details_plugin
 from seatlock.redis_client import connect_redis
+from seatlock.scripts import load_scripts, register_scripts
 from seatlock.settings import Settings, current_settings
 
 
@@ -25,9 +28,12 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = db.create_engine(settings.database_url)
     redis = connect_redis(settings)
+    scripts = register_scripts(redis)
+    await load_scripts(redis, scripts)
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
+    app.state.holds = HoldStore(redis, scripts)
     try:
         yield
     finally:
@@ -53,7 +59,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or current_settings()
     # Every route of ours sits below this router, so the role guard covers all of them.
     guarded = Router(
-        "/", route_handlers=[auth_router, admin_router, health_router], guards=[authorize]
+        "/",
+        route_handlers=[auth_router, admin_router, health_router, holds_router],
+        guards=[authorize],
     )
     return Litestar(
         route_handlers=[guarded],

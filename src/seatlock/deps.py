@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock import db
 from seatlock.access import provide_principal, provide_viewer
+from seatlock.holds import HoldStore
 from seatlock.redis_client import RedisClient
 from seatlock.settings import Settings as SettingsType
 from seatlock.tokens import Principal
@@ -24,6 +25,7 @@ DbEngine: TypeAlias = NamedDependency[AsyncEngine]
 DbSession: TypeAlias = NamedDependency[AsyncSession]
 # Litestar cannot validate a union of two client classes, and need not: the app made it.
 Redis: TypeAlias = NamedDependency[SkipValidation[RedisClient]]
+Holds: TypeAlias = NamedDependency[HoldStore]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
 
@@ -46,6 +48,7 @@ def providers() -> dict[str, Provide]:
         "settings": _state_value("settings"),
         "db_engine": _state_value("engine"),
         "redis": _state_value("redis"),
+        "holds": _state_value("holds"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "viewer": Provide(provide_viewer, sync_to_thread=False),
