@@ -14,7 +14,9 @@ def seats(n: int) -> list[uuid.UUID]:
     return [uuid.uuid4() for _ in range(n)]
 
 
-def snapshot_of(taken: dict[uuid.UUID, str]) -> Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, str]]]:
+def snapshot_of(
+    taken: dict[uuid.UUID, str],
+) -> Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, str]]]:
     """A stand-in for PostgreSQL's seat states, which the script tests do not need."""
 
     async def snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, str]:
