@@ -14,6 +14,7 @@ from seatlock import db, deps
 from seatlock.access import authorize
 from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
+from seatlock.events_api import events_router
 from seatlock.health_api import health_router
 from seatlock.holds import HoldStore
 from seatlock.holds_api import holds_router
@@ -60,7 +61,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # Every route of ours sits below this router, so the role guard covers all of them.
     guarded = Router(
         "/",
-        route_handlers=[auth_router, admin_router, health_router, holds_router],
+        route_handlers=[
+            auth_router,
+            admin_router,
+            health_router,
+            holds_router,
+            events_router(settings),
+        ],
         guards=[authorize],
     )
     return Litestar(

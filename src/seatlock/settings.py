@@ -45,10 +45,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     login_attempts_per_account: int = 5
     login_attempts_per_address: int = 20
     login_window_seconds: int = 900
+    image_dir: str = ""
+    max_image_bytes: int = 5_242_880
+    max_seats_per_event: int = 100_000
 
     @property
     def state_dir(self) -> Path:
         return Path(self.data_dir).resolve()
+
+    @property
+    def image_path(self) -> Path:
+        """Where uploaded event images are stored: `image_dir`, or `images` in the data dir."""
+        return Path(self.image_dir).resolve() if self.image_dir else self.state_dir / "images"
 
     @property
     def origins(self) -> frozenset[str]:
