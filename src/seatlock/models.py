@@ -135,3 +135,9 @@ class Seat(Base):
     )
     # The booking that reserved or bought the seat; its foreign key comes with bookings.
     booking_id: Mapped[uuid.UUID | None]
+
+
+class PaymentMethod(enum.StrEnum):
+    CARD = "CARD"
+    KHALTI = "KHALTI"
+    ESEWA = "ESEWA"
