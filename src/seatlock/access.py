@@ -20,6 +20,12 @@ SIGNED_IN: Final = frozenset(Role)
 STAFF: Final = frozenset({Role.ORGANIZER, Role.ADMIN})
 ADMINS: Final = frozenset({Role.ADMIN})
 
+# The guard's answers, so that callers and tests can tell a refusal of the guard from one
+# of the handler.
+SIGN_IN_REQUIRED: Final = "sign in to use this route"
+ROLE_REFUSED: Final = "your role may not use this route"
+UNDECLARED_ROUTE: Final = "this route declares no access rule, so nobody may call it"
+
 
 def _bearer_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
     header = connection.headers.get("authorization")
@@ -32,24 +38,36 @@ def _bearer_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
     return read_access_token(settings, token.strip())
 
 
+def _optional_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    # On a public route a token is optional, so a stale one is ignored rather than refused:
+    # clients keep sending an expired access token to exactly the routes that replace it
+    # (refresh, login).
+    try:
+        return _bearer_principal(connection)
+    except Unauthorized:
+        return None
+
+
 def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     roles = handler.opt.get("roles")
+    if roles == PUBLIC:
+        connection.scope["user"] = _optional_principal(connection)
+        return
+    connection.scope["user"] = None
+    if not isinstance(roles, frozenset) or not roles:
+        raise Forbidden(UNDECLARED_ROUTE)
     principal = _bearer_principal(connection)
     connection.scope["user"] = principal
-    if roles == PUBLIC:
-        return
-    if not isinstance(roles, frozenset) or not roles:
-        raise Forbidden("this route declares no access rule, so nobody may call it")
     if principal is None:
-        raise Unauthorized("sign in to use this route")
+        raise Unauthorized(SIGN_IN_REQUIRED)
     if principal.role not in roles:
-        raise Forbidden("your role may not use this route")
+        raise Forbidden(ROLE_REFUSED)
 
 
 def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     principal: Principal | None = request.scope.get("user")
     if principal is None:
-        raise Unauthorized("sign in to use this route")
+        raise Unauthorized(SIGN_IN_REQUIRED)
     return principal
 
 

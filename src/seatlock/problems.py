@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -43,18 +44,30 @@ def from_domain_error(exc: DomainError) -> ProblemDetailsException:
     )
 
 
+# Litestar names the whole request body after the handler's parameter, `data`.
+BODY_PARAMETER = "data"
+# msgspec reports a missing or unknown field at the object that holds it, naming the field
+# only in its message: the field is what the caller needs to see.
+_NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+
+
+def _validation_error(item: dict[str, Any]) -> dict[str, Any]:
+    field, message = str(item.get("key", "")), str(item.get("message", ""))
+    if item.get("source") == "body":
+        if field == BODY_PARAMETER:
+            field = ""
+        if message == repr(BODY_PARAMETER):
+            # Litestar's words for a request without any body.
+            message = "a JSON request body is required"
+        if named := _NAMED_FIELD.match(message):
+            field = f"{field}.{named[1]}" if field else named[1]
+    return {"field": field, "source": item.get("source", ""), "message": message}
+
+
 def _validation_errors(extra: Any) -> list[dict[str, Any]]:
     if not isinstance(extra, list):
         return []
-    return [
-        {
-            "field": item.get("key", ""),
-            "source": item.get("source", ""),
-            "message": item.get("message", ""),
-        }
-        for item in extra
-        if isinstance(item, dict)
-    ]
+    return [_validation_error(item) for item in extra if isinstance(item, dict)]
 
 
 def from_http_exception(exc: HTTPException) -> ProblemDetailsException:

@@ -9,8 +9,10 @@ from typing import Literal
 
 import msgspec
 
-DEFAULT_JWT_SECRET = "dev-only-secret-change-me-before-production"
-MIN_PRODUCTION_SECRET_LENGTH = 32
+# Long enough for every algorithm, so that development runs without key-length warnings.
+DEFAULT_JWT_SECRET = "dev-only-secret-change-me-before-production-it-is-public-knowledge"
+# RFC 7518 section 3.2: an HMAC key at least as long as the hash it is used with.
+MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 
 # Every setting: environment variable -> field. Two keep their conventional names.
 ENVIRONMENT_NAMES = {
@@ -67,13 +69,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def check(self) -> None:
         if self.env != "production":
             return
-        if (
-            self.jwt_secret == DEFAULT_JWT_SECRET
-            or len(self.jwt_secret) < MIN_PRODUCTION_SECRET_LENGTH
-        ):
+        minimum = MIN_SECRET_BYTES[self.jwt_algorithm]
+        if self.jwt_secret == DEFAULT_JWT_SECRET or len(self.jwt_secret.encode()) < minimum:
             raise SettingsError(
-                f"SEATLOCK_JWT_SECRET must be set to a random value of at least "
-                f"{MIN_PRODUCTION_SECRET_LENGTH} characters in production"
+                f"SEATLOCK_JWT_SECRET must be set to a random value of at least {minimum} "
+                f"bytes for {self.jwt_algorithm} in production"
             )
         if not self.database_url or not self.redis_url:
             raise SettingsError("DATABASE_URL and REDIS_URL must be set in production")
