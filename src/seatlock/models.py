@@ -6,7 +6,20 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    Uuid,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -133,11 +146,110 @@ class Seat(Base):
     state: Mapped[SeatState] = mapped_column(
         _enum(SeatState, "seat_state"), default=SeatState.AVAILABLE
     )
-    # The booking that reserved or bought the seat; its foreign key comes with bookings.
-    booking_id: Mapped[uuid.UUID | None]
+    # The booking that reserved or bought the seat.
+    booking_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("bookings.id", name="fk_seats_booking_id"), index=True
+    )
 
 
 class PaymentMethod(enum.StrEnum):
     CARD = "CARD"
     KHALTI = "KHALTI"
     ESEWA = "ESEWA"
+
+
+class BookingStatus(enum.StrEnum):
+    PENDING_PAYMENT = "pending_payment"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+
+class PaymentStatus(enum.StrEnum):
+    INITIATED = "initiated"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    REFUND_REQUIRED = "refund_required"
+    REFUNDED = "refunded"
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index("ix_bookings_user_created", "user_id", "created_at"),
+        # The expiry sweep reads only unpaid bookings, soonest deadline first.
+        Index(
+            "ix_bookings_pending_deadline",
+            "payment_deadline",
+            postgresql_where=text("status = 'pending_payment'"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"), index=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    # One hold becomes at most one booking, whatever retries or races happen.
+    hold_id: Mapped[str] = mapped_column(String(80), unique=True)
+    # Kept after the seats are freed, so that a late payment can claim the same seats.
+    seat_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(Uuid))
+    status: Mapped[BookingStatus] = mapped_column(_enum(BookingStatus, "booking_status"))
+    total_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    payment_deadline: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (UniqueConstraint("provider", "provider_reference"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    booking_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("bookings.id"), index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("events.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"))
+    method: Mapped[PaymentMethod] = mapped_column(_enum(PaymentMethod, "payment_method"))
+    provider: Mapped[str] = mapped_column(String(20))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
+    provider_reference: Mapped[str | None] = mapped_column(String(200))
+    checkout_url: Mapped[str | None] = mapped_column(String(1000))
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    refund_reference: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ProviderNotification(Base):
+    """A provider's webhook notification, kept so that a replay is recognised and ignored."""
+
+    __tablename__ = "provider_notifications"
+
+    provider: Mapped[str] = mapped_column(String(20), primary_key=True)
+    notification_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+
+
+class IdempotencyRecord(Base):
+    """The stored outcome of a request made with an Idempotency-Key, per user and route."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (Index("ix_idempotency_expires", "expires_at"),)
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    route: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int | None]
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    response_media_type: Mapped[str | None] = mapped_column(String(100))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
