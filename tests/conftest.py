@@ -72,6 +72,8 @@ def settings(database_url: str, redis_url: str) -> Settings:
         database_url=database_url,
         redis_url=redis_url,
         jwt_secret=TEST_SECRET,
+        # Tests run the expiry sweep themselves, when they mean to.
+        expiry_interval_seconds=3600,
     )
 
 

@@ -1,0 +1,64 @@
+"""The expiry sweep: unpaid bookings past their payment deadline give their seats back.
+
+Any number of service processes may sweep at once: each locks the bookings it expires with
+FOR UPDATE SKIP LOCKED, so no two take the same booking, and each batch is one
+transaction, so a crash in the middle frees no seat by halves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from seatlock.bookings import best_effort, free_seats
+from seatlock.holds import HoldStore
+from seatlock.models import Booking, BookingStatus
+
+logger = logging.getLogger("seatlock")
+
+BATCH = 200
+
+
+async def expire_due_bookings(session: AsyncSession, store: HoldStore) -> int:
+    """Expire one batch of overdue bookings; returns how many were expired."""
+    due = list(
+        await session.scalars(
+            select(Booking)
+            .where(
+                Booking.status == BookingStatus.PENDING_PAYMENT,
+                Booking.payment_deadline < datetime.now(UTC),
+            )
+            .order_by(Booking.payment_deadline)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    freed: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
+    for booking in due:
+        booking.status = BookingStatus.EXPIRED
+        freed[booking.event_id] += await free_seats(session, booking)
+    await session.commit()
+    for event_id, seats in freed.items():
+        if seats:
+            await best_effort(store.free_taken(event_id, seats))
+    return len(due)
+
+
+async def sweep_forever(
+    sessions: async_sessionmaker[AsyncSession], store: HoldStore, interval: float
+) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            async with sessions() as session:
+                while await expire_due_bookings(session, store) == BATCH:
+                    pass
+        except Exception:
+            # A database hiccup must not end the sweeping: log it and try again next round.
+            logger.exception("the booking expiry sweep failed; retrying")

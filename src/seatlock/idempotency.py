@@ -1,0 +1,118 @@
+"""Idempotency keys: a retried request with the same key and body replays the stored
+response instead of doing the work again. Keys are scoped per user and route, kept 24 h."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from seatlock.errors import Conflict, DomainError, InvalidInput
+from seatlock.models import IdempotencyRecord
+
+KEEP_FOR = timedelta(hours=24)
+MAX_KEY_LENGTH = 255
+
+
+class MissingIdempotencyKey(DomainError):
+    status = 400
+    slug = "idempotency-key-required"
+    title = "An Idempotency-Key header is required"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status: int
+    body: bytes
+    media_type: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    user_id: uuid.UUID
+    route: str
+    key: str
+
+
+def _checked_key(key: str | None) -> str:
+    if not key or not key.strip():
+        raise MissingIdempotencyKey("send an Idempotency-Key header with this request")
+    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
+        raise InvalidInput(
+            f"the Idempotency-Key must be printable and at most {MAX_KEY_LENGTH} characters"
+        )
+    return key
+
+
+async def begin(
+    session: AsyncSession, user_id: uuid.UUID, route: str, key: str | None, request: bytes
+) -> Claim | StoredResponse:
+    """Claim a key for a new request, or return the stored response of an earlier one."""
+    claim = Claim(user_id, route, _checked_key(key))
+    digest = hashlib.sha256(request).hexdigest()
+    now = datetime.now(UTC)
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.user_id == user_id, IdempotencyRecord.route == route,
+            IdempotencyRecord.key == claim.key, IdempotencyRecord.expires_at < now,
+        )
+    )  # fmt: skip
+    inserted = await session.scalar(
+        insert(IdempotencyRecord)
+        .values(
+            user_id=user_id,
+            route=route,
+            key=claim.key,
+            request_hash=digest,
+            expires_at=now + KEEP_FOR,
+        )
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
+    )
+    await session.commit()
+    if inserted is not None:
+        return claim
+    record = await session.get(
+        IdempotencyRecord, (user_id, route, claim.key), populate_existing=True
+    )
+    if record is None:  # expired and removed by a concurrent request: treat as new
+        return await begin(session, user_id, route, key, request)
+    if record.request_hash != digest:
+        raise InvalidInput("this Idempotency-Key was used with a different request")
+    if record.response_status is None or record.response_body is None:
+        raise Conflict("a request with this Idempotency-Key is still being processed")
+    return StoredResponse(
+        record.response_status, record.response_body, record.response_media_type or ""
+    )
+
+
+async def finish(session: AsyncSession, claim: Claim, response: StoredResponse) -> None:
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(*_identifies(claim))
+        .values(
+            response_status=response.status, response_body=response.body,
+            response_media_type=response.media_type,
+        )
+    )  # fmt: skip
+    await session.commit()
+
+
+async def abandon(session: AsyncSession, claim: Claim) -> None:
+    """Forget a claim whose request failed unexpectedly, so that a retry can run."""
+    await session.rollback()
+    await session.execute(delete(IdempotencyRecord).where(*_identifies(claim)))
+    await session.commit()
+
+
+def _identifies(claim: Claim) -> list[ColumnElement[bool]]:
+    return [
+        IdempotencyRecord.user_id == claim.user_id,
+        IdempotencyRecord.route == claim.route,
+        IdempotencyRecord.key == claim.key,
+    ]

@@ -1,0 +1,56 @@
+"""Running a handler's work under an Idempotency-Key: the HTTP side of `idempotency`."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from seatlock import idempotency
+from seatlock.errors import DomainError
+from seatlock.problems import from_domain_error
+
+HEADER = "idempotency-key"
+JSON = "application/json"
+
+
+def _replay(stored: idempotency.StoredResponse) -> Response[bytes]:
+    return Response(
+        stored.body,
+        status_code=stored.status,
+        media_type=stored.media_type,
+        headers={"Idempotent-Replayed": "true"},
+    )
+
+
+async def run_idempotently(
+    request: Request[Any, Any, Any], session: AsyncSession, user_id: Any, body: msgspec.Struct,
+    status: int, work: Callable[[], Awaitable[msgspec.Struct]],
+) -> Response[bytes]:  # fmt: skip
+    """Do `work` once per key: a retry with the same key and body gets the first answer,
+    a domain error included; an unexpected failure frees the key for another try."""
+    route = f"{request.method} {request.url.path}"
+    # The parsed body, re-encoded, so that formatting differences do not count.
+    started = await idempotency.begin(
+        session, user_id, route, request.headers.get(HEADER), msgspec.json.encode(body)
+    )
+    if isinstance(started, idempotency.StoredResponse):
+        return _replay(started)
+    try:
+        result = await work()
+    except DomainError as error:
+        problem = from_domain_error(error).to_response(request)
+        stored = idempotency.StoredResponse(
+            error.status, msgspec.json.encode(problem.content), str(problem.media_type)
+        )
+        await idempotency.finish(session, started, stored)
+        raise
+    except BaseException:
+        await idempotency.abandon(session, started)
+        raise
+    encoded = msgspec.json.encode(result)
+    await idempotency.finish(session, started, idempotency.StoredResponse(status, encoded, JSON))
+    return Response(encoded, status_code=status, media_type=JSON)

@@ -1,0 +1,79 @@
+"""A buyer's steps through the API, as a frontend takes them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import urlsplit
+
+from tests.conftest import Client
+
+
+async def hold(
+    client: Client, buyer: dict[str, str], event_id: uuid.UUID, seats: list[uuid.UUID]
+) -> str:
+    response = await client.post(
+        f"/api/events/{event_id}/holds", json={"seat_ids": [str(s) for s in seats]}, headers=buyer
+    )
+    assert response.status_code == 201, response.text
+    hold_id: str = response.json()["id"]
+    return hold_id
+
+
+async def book(client: Client, buyer: dict[str, str], hold_id: str, key: str | None = None) -> Any:
+    return await client.post(
+        "/api/bookings",
+        json={"hold_id": hold_id},
+        headers={**buyer, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def booked(
+    client: Client, buyer: dict[str, str], event_id: uuid.UUID, seats: list[uuid.UUID]
+) -> dict[str, Any]:
+    response = await book(client, buyer, await hold(client, buyer, event_id, seats))
+    assert response.status_code == 201, response.text
+    booking: dict[str, Any] = response.json()
+    return booking
+
+
+async def initiate(
+    client: Client, buyer: dict[str, str], booking_id: str, method: str = "CARD"
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/payments/initiate",
+        json={"booking_id": booking_id, "method": method},
+        headers={**buyer, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 201, response.text
+    payment: dict[str, Any] = response.json()
+    return payment
+
+
+async def sandbox_callback(
+    client: Client, payment: dict[str, Any], outcome: str = "complete"
+) -> dict[str, str]:
+    """What the sandbox checkout page hands back when the buyer pays (or fails to)."""
+    path = urlsplit(payment["checkout_url"]).path
+    response = await client.post(f"{path}/{outcome}")
+    assert response.status_code == 200, response.text
+    callback: dict[str, str] = response.json()
+    return callback
+
+
+async def verify(
+    client: Client, buyer: dict[str, str], payment_id: str, callback: dict[str, str]
+) -> Any:
+    return await client.post(
+        "/api/payments/verify", json={"payment_id": payment_id, "callback": callback}, headers=buyer
+    )
+
+
+async def pay(
+    client: Client, buyer: dict[str, str], booking_id: str, method: str = "CARD"
+) -> dict[str, Any]:
+    payment = await initiate(client, buyer, booking_id, method)
+    response = await verify(client, buyer, payment["id"], await sandbox_callback(client, payment))
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
