@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import warnings
+from pathlib import Path
 
 import jwt
 import pytest
 
-from seatlock.settings import DEFAULT_JWT_SECRET, Settings, SettingsError, read_settings
+from seatlock.settings import (
+    DEFAULT_JWT_SECRET,
+    ENVIRONMENT_NAMES,
+    PREFIX,
+    Settings,
+    SettingsError,
+    read_settings,
+)
 
 URLS = {
     "DATABASE_URL": "postgresql+asyncpg://seatlock:secret@db:5432/seatlock",
@@ -16,8 +25,12 @@ URLS = {
 GOOD_SECRET = "k" * 64
 
 
+# What production needs besides the JWT secret and the URLs.
+PAYMENTS = {"SEATLOCK_SANDBOX_IN_PRODUCTION": "true", "SEATLOCK_SANDBOX_SECRET": "z" * 32}
+
+
 def _production(**environ: str) -> dict[str, str]:
-    return {"SEATLOCK_ENV": "production", **URLS, **environ}
+    return {"SEATLOCK_ENV": "production", **URLS, **PAYMENTS, **environ}
 
 
 def test_defaults_need_no_environment() -> None:
@@ -127,3 +140,13 @@ def test_default_secret_is_long_enough_for_every_algorithm(algorithm: str) -> No
         warnings.simplefilter("error")
         token = jwt.encode({"sub": "x"}, DEFAULT_JWT_SECRET, algorithm=algorithm)
         assert jwt.decode(token, DEFAULT_JWT_SECRET, algorithms=[algorithm]) == {"sub": "x"}
+
+
+def test_env_example_documents_every_setting() -> None:
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]*)=", example.read_text(), re.MULTILINE))
+    by_field = {field: name for name, field in ENVIRONMENT_NAMES.items()}
+    settings = {by_field.get(f, PREFIX + f.upper()) for f in Settings.__struct_fields__}
+    compose_only = {"POSTGRES_PASSWORD", "SEATLOCK_PUBLISHED_PORT"}
+    assert sorted(settings - documented) == []
+    assert sorted(documented - settings - compose_only) == []
