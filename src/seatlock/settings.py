@@ -13,6 +13,9 @@ import msgspec
 DEFAULT_JWT_SECRET = "dev-only-secret-change-me-before-production-it-is-public-knowledge"
 # RFC 7518 section 3.2: an HMAC key at least as long as the hash it is used with.
 MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
+DEFAULT_SANDBOX_SECRET = "dev-only-sandbox-secret-anyone-can-sign-payments-with-it"
+# The sandbox signs with HMAC-SHA256: a key as long as the hash.
+MIN_SANDBOX_SECRET_BYTES = 32
 
 # Every setting: environment variable -> field. Two keep their conventional names.
 ENVIRONMENT_NAMES = {
@@ -50,6 +53,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     image_dir: str = ""
     max_image_bytes: int = 5_242_880
     max_seats_per_event: int = 100_000
+    public_base_url: str = "http://127.0.0.1:8000"
+    sandbox_secret: str = DEFAULT_SANDBOX_SECRET
+    sandbox_in_production: bool = False
+    khalti_secret_key: str = ""
+    khalti_base_url: str = "https://dev.khalti.com/api/v2"
+    esewa_secret_key: str = ""
+    esewa_product_code: str = "EPAYTEST"
+    esewa_base_url: str = "https://rc-epay.esewa.com.np"
+    esewa_status_base_url: str = "https://rc.esewa.com.np"
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_base_url: str = "https://api.stripe.com"
+    webhook_tolerance_seconds: int = 300
+    provider_timeout_seconds: float = 10.0
 
     @property
     def state_dir(self) -> Path:
@@ -66,6 +83,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
         )
 
+    @property
+    def payment_keys(self) -> dict[str, str]:
+        """The secret key of each payment method's provider; the sandbox serves a method
+        whose key is empty."""
+        return {
+            "CARD": self.stripe_secret_key,
+            "KHALTI": self.khalti_secret_key,
+            "ESEWA": self.esewa_secret_key,
+        }
+
     def check(self) -> None:
         if self.env != "production":
             return
@@ -77,6 +104,25 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             )
         if not self.database_url or not self.redis_url:
             raise SettingsError("DATABASE_URL and REDIS_URL must be set in production")
+        self._check_payments()
+
+    def _check_payments(self) -> None:
+        sandboxed = sorted(method for method, key in self.payment_keys.items() if not key)
+        # The sandbox confirms any payment its checkout page is asked to: in production it
+        # would give tickets away, so it serves a method only where that is asked for.
+        if sandboxed and not self.sandbox_in_production:
+            raise SettingsError(
+                f"payment methods {', '.join(sandboxed)} have no provider keys; set them, or "
+                "SEATLOCK_SANDBOX_IN_PRODUCTION=true where free sandbox payments are wanted"
+            )
+        if (
+            self.sandbox_secret == DEFAULT_SANDBOX_SECRET
+            or len(self.sandbox_secret.encode()) < MIN_SANDBOX_SECRET_BYTES
+        ):
+            raise SettingsError(
+                f"SEATLOCK_SANDBOX_SECRET must be set to a random value of at least "
+                f"{MIN_SANDBOX_SECRET_BYTES} bytes in production"
+            )
 
 
 def read_settings(environ: dict[str, str] | None = None) -> Settings:
