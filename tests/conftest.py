@@ -14,12 +14,14 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock import db, migrate
 from seatlock.app import create_app
 from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey, create_cluster
+from seatlock.holds import HoldStore
 from seatlock.models import Base, Role
+from seatlock.scripts import register_scripts
 from seatlock.settings import Settings
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -89,6 +91,17 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url, decode_responses=True)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def store(redis: Redis) -> HoldStore:
+    """The hold layer on the test loop (the app's own clients live on the app's loop)."""
+    return HoldStore(redis, register_scripts(redis))
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return db.session_factory(engine)
 
 
 @pytest.fixture(autouse=True)

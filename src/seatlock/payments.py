@@ -140,7 +140,7 @@ async def settle(
         await session.rollback()
         raise InvalidCallback("the outcome is for another payment")
     if payment.status is not PaymentStatus.INITIATED or outcome.status == "pending":
-        await session.rollback()
+        await session.commit()  # settled before, or nothing to settle: release the lock
         return payment
     if outcome.status == "failed":
         payment.status = PaymentStatus.FAILED
