@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from litestar import Litestar, Router
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -14,12 +16,17 @@ from seatlock import db, deps
 from seatlock.access import authorize
 from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
+from seatlock.bookings_api import bookings_router
 from seatlock.events_api import events_router
+from seatlock.expiry import sweep_forever
 from seatlock.health_api import health_router
 from seatlock.holds import HoldStore
 from seatlock.holds_api import holds_router
+from seatlock.payments_api import payments_router
 from seatlock.problems import problem_details_plugin
+from seatlock.providers import build_providers
 from seatlock.redis_client import connect_redis
+from seatlock.sandbox_api import sandbox_router
 from seatlock.scripts import load_scripts, register_scripts
 from seatlock.settings import Settings, current_settings
 
@@ -35,9 +42,17 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
     app.state.holds = HoldStore(redis, scripts)
+    http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
+    app.state.providers = build_providers(settings, http)
+    sweeper = asyncio.create_task(
+        sweep_forever(app.state.sessions, app.state.holds, settings.expiry_interval_seconds)
+    )
     try:
         yield
     finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+        await http.aclose()
         await redis.aclose()
         await engine.dispose()
 
@@ -67,12 +82,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health_router,
             holds_router,
             events_router(settings),
+            bookings_router,
+            payments_router,
+            sandbox_router,
         ],
         guards=[authorize],
     )
     return Litestar(
         route_handlers=[guarded],
-        dependencies=deps.providers(),
+        dependencies=deps.dependencies(),
         plugins=[problem_details_plugin()],
         openapi_config=_openapi(),
         lifespan=[resources],

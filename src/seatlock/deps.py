@@ -5,7 +5,7 @@ Handlers name a dependency by parameter name and mark it with one of the aliases
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeAlias
 
 from litestar.datastructures import State
@@ -16,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from seatlock import db
 from seatlock.access import provide_principal, provide_viewer
 from seatlock.holds import HoldStore
+from seatlock.models import PaymentMethod
+from seatlock.providers import PaymentProvider
 from seatlock.redis_client import RedisClient
 from seatlock.settings import Settings as SettingsType
 from seatlock.tokens import Principal
@@ -23,9 +25,11 @@ from seatlock.tokens import Principal
 Settings: TypeAlias = NamedDependency[SettingsType]
 DbEngine: TypeAlias = NamedDependency[AsyncEngine]
 DbSession: TypeAlias = NamedDependency[AsyncSession]
-# Litestar cannot validate a union of two client classes, and need not: the app made it.
+# Litestar cannot validate a union of two client classes, nor a mapping of protocol
+# instances, and need not: the app made both.
 Redis: TypeAlias = NamedDependency[SkipValidation[RedisClient]]
 Holds: TypeAlias = NamedDependency[HoldStore]
+Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
 
@@ -43,12 +47,13 @@ async def _db_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def providers() -> dict[str, Provide]:
+def dependencies() -> dict[str, Provide]:
     return {
         "settings": _state_value("settings"),
         "db_engine": _state_value("engine"),
         "redis": _state_value("redis"),
         "holds": _state_value("holds"),
+        "providers": _state_value("providers"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "viewer": Provide(provide_viewer, sync_to_thread=False),

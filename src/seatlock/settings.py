@@ -67,6 +67,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     stripe_base_url: str = "https://api.stripe.com"
     webhook_tolerance_seconds: int = 300
     provider_timeout_seconds: float = 10.0
+    cancellation_cutoff_hours: int = 24
+    expiry_interval_seconds: float = 5.0
 
     @property
     def state_dir(self) -> Path:
