@@ -9,18 +9,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from seatlock import images
-from seatlock.app import create_app
 from seatlock.images import LocalImageStore, sniff
 from seatlock.models import Event, Role
 from seatlock.settings import Settings
 from tests.conftest import Client, UserFactory
-from tests.eventdata import create_event, is_problem
+from tests.eventdata import client_with, create_event, is_problem
 
 MAX_BYTES = 4096
 
@@ -61,11 +58,8 @@ def image_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 async def client(settings: Settings, image_dir: Path) -> AsyncIterator[Client]:
     """The app with its images in a directory of this test and a small size limit."""
-    configured = msgspec.structs.replace(
-        settings, image_dir=str(image_dir), max_image_bytes=MAX_BYTES
-    )
-    async with AsyncTestClient(app=create_app(configured)) as client:
-        yield client
+    async with client_with(settings, image_dir=str(image_dir), max_image_bytes=MAX_BYTES) as app:
+        yield app
 
 
 @pytest.fixture

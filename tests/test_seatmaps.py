@@ -9,12 +9,10 @@ from typing import Any
 
 import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from seatlock import seatmaps
-from seatlock.app import create_app
 from seatlock.errors import Conflict, InvalidInput
 from seatlock.models import Role
 from seatlock.seatmaps import SeatKey, SeatMap, SeatSpec, plan_seats
@@ -23,6 +21,7 @@ from tests.conftest import Client, UserFactory
 from tests.eventdata import (
     block,
     category,
+    client_with,
     count_rows,
     create_event,
     event_body,
@@ -153,8 +152,7 @@ async def test_the_seat_cap_is_a_setting(
     settings: Settings, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
     owner = await make_user(Role.ORGANIZER)
-    small = msgspec.structs.replace(settings, max_seats_per_event=50)
-    async with AsyncTestClient(app=create_app(small)) as client:
+    async with client_with(settings, max_seats_per_event=50) as client:
         refused = await client.post(
             "/api/events",
             json=event_body(seat_map=seat_map(A=[block(("1", "51"), [1])])),
