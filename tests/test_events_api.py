@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.models import Role
+from seatlock.settings import Settings
 from tests.conftest import Client, UserFactory
 from tests.eventdata import (
     ACTORS,
     People,
+    client_with,
     count_rows,
     create_event,
     event_body,
@@ -22,6 +27,13 @@ from tests.eventdata import (
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+@pytest.fixture
+async def client(settings: Settings, tmp_path: Path) -> AsyncIterator[Client]:
+    """The app, keeping uploaded images in a directory of the test."""
+    async with client_with(settings, image_dir=str(tmp_path)) as client:
+        yield client
 
 
 async def _statuses(
