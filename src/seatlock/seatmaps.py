@@ -44,6 +44,8 @@ SectionName = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=L
 RowLabel = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=LABEL)]
 CategoryName = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=LABEL)]
 SeatNumber = Annotated[int, msgspec.Meta(ge=1, le=99_999)]
+RowList = Annotated[list[RowLabel], msgspec.Meta(min_length=1, max_length=MAX_ROWS_PER_BLOCK)]
+SeatList = Annotated[list[SeatNumber], msgspec.Meta(min_length=1, max_length=MAX_SEATS_PER_ROW)]
 
 
 class RowRange(Body):
@@ -61,13 +63,10 @@ class SeatRange(Body):
 
 
 class Block(Body, kw_only=True):
-    rows: Annotated[list[RowLabel], msgspec.Meta(min_length=1, max_length=MAX_ROWS_PER_BLOCK)] | (
-        RowRange
-    )
-    seats: (
-        Annotated[list[SeatNumber], msgspec.Meta(min_length=1, max_length=MAX_SEATS_PER_ROW)]
-        | SeatRange
-    )
+    """Every one of the rows times every one of the seat numbers."""
+
+    rows: RowList | RowRange
+    seats: SeatList | SeatRange
     category: CategoryName
     accessible: bool = False
 
