@@ -17,7 +17,7 @@ from seatlock.access import PUBLIC
 from seatlock.errors import NotFound
 from seatlock.providers import Status
 
-# The forms' actions are relative to /sandbox/checkout/, wherever the router is mounted.
+# The forms' actions are relative to the page's own address, wherever the router is mounted.
 _PAGE = """<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>Sandbox checkout</title></head>
