@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from seatlock import seatmaps
 from seatlock.errors import Conflict, InvalidInput
+from seatlock.layouts import SeatKey, SeatMap, SeatSpec, plan_seats
 from seatlock.models import Role
-from seatlock.seatmaps import SeatKey, SeatMap, SeatSpec, plan_seats
 from seatlock.settings import Settings
 from tests.conftest import Client, UserFactory
 from tests.eventdata import (

@@ -17,13 +17,14 @@ from msgspec import UNSET, UnsetType
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from seatlock import layouts, seatmaps
 from seatlock import price_categories as categories
-from seatlock import seatmaps
 from seatlock.errors import Conflict, Forbidden, InvalidInput, NotFound
+from seatlock.layouts import SeatMap
 from seatlock.models import Event, EventStatus, PriceCategory, Role, Seat, SeatState
 from seatlock.price_categories import Categories
 from seatlock.schemas import Body
-from seatlock.seatmaps import SeatMap, SeatRow
+from seatlock.seatmaps import SeatRow
 from seatlock.tokens import Principal
 
 Moment = Annotated[datetime, msgspec.Meta(tz=True, description="with a time zone offset")]
@@ -212,7 +213,7 @@ async def create_event(
     _check_schedule(event)
     _check_not_over(event)
     categories.check_categories(data.price_categories)
-    plan = seatmaps.plan_seats(data.seat_map, [c.name for c in data.price_categories], max_seats)
+    plan = layouts.plan_seats(data.seat_map, [c.name for c in data.price_categories], max_seats)
     session.add(event)
     await session.flush()
     category_ids = categories.add_categories(session, event.id, data.price_categories)
@@ -233,7 +234,7 @@ async def _change_seating(
         categories.check_categories(wanted)
         category_ids = await categories.update_categories(session, event.id, wanted, frozen=frozen)
     if not isinstance(changes.seat_map, UnsetType):
-        plan = seatmaps.plan_seats(changes.seat_map, category_ids, max_seats)
+        plan = layouts.plan_seats(changes.seat_map, category_ids, max_seats)
         await seatmaps.replace_seats(session, event.id, plan, category_ids, grow_only=frozen)
     if not isinstance(wanted, UnsetType):
         await categories.remove_unlisted(session, event.id, category_ids)

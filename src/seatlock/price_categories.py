@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.currencies import CURRENCIES
 from seatlock.errors import Conflict, InvalidInput
+from seatlock.layouts import CategoryName
 from seatlock.models import PriceCategory, Seat
 from seatlock.schemas import Body
-from seatlock.seatmaps import CategoryName
 
 MAX_CATEGORIES: Final = 50
 # 10^12 minor units is 10 billion in a two-decimal currency: more than any ticket.
