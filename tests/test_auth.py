@@ -11,11 +11,14 @@ import jwt
 import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock import keys
 from seatlock.app import create_app
 from seatlock.auth_api import AUTH_PATH, REFRESH_COOKIE
+from seatlock.embedded import free_port
 from seatlock.models import RefreshToken, User
 from seatlock.settings import Settings
 from tests.conftest import PASSWORD, Client
@@ -479,3 +482,34 @@ async def test_successful_login_clears_the_account_failures(throttled_client: Cl
     assert (await _login(throttled_client)).status_code == 200
     await _login(throttled_client, password="wrong password!")
     assert (await _login(throttled_client)).status_code == 200
+
+
+async def test_failure_counters_expire_with_the_window(
+    throttled_client: Client, redis: Redis, settings: Settings
+) -> None:
+    await _login(throttled_client, email="ghost@example.test")
+    counters = [keys.login_failures_for_account("ghost@example.test")]
+    counters += [k async for k in redis.scan_iter("seatlock:login:address:*")]
+    assert len(counters) == 2
+    for key in counters:
+        assert await redis.get(key) == "1"
+        assert 0 < await redis.ttl(key) <= settings.login_window_seconds
+
+
+async def test_counter_left_without_expiry_gets_one_at_the_next_failure(
+    throttled_client: Client, redis: Redis, settings: Settings
+) -> None:
+    key = keys.login_failures_for_account("ghost@example.test")
+    await redis.set(key, 1)
+    await _login(throttled_client, email="ghost@example.test")
+    assert await redis.get(key) == "2"
+    assert 0 < await redis.ttl(key) <= settings.login_window_seconds
+
+
+async def test_sign_in_works_without_redis(settings: Settings) -> None:
+    # Throttling fails open: only holds may depend on Redis.
+    no_redis = msgspec.structs.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with AsyncTestClient(app=create_app(no_redis)) as client:
+        assert (await _register(client)).status_code == 201
+        assert (await _login(client, password="wrong password!")).status_code == 401
+        assert (await _login(client)).status_code == 200

@@ -41,9 +41,11 @@ async def record_login_failure(
 ) -> None:
     try:
         for key, _ in _limits(settings, email, address):
-            count = await redis.incr(key)
-            if count == 1:
-                await redis.expire(key, settings.login_window_seconds)
+            await redis.incr(key)
+            # The window starts at the first failure (NX keeps an expiry once set). Asked on
+            # every failure, so that a counter left without expiry, by a timeout or a crash
+            # between the two calls, cannot lock an account out for good.
+            await redis.expire(key, settings.login_window_seconds, nx=True)
     except REDIS_DOWN:
         logger.warning("sign-in throttle unavailable: Redis is unreachable")
 
