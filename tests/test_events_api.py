@@ -170,7 +170,7 @@ async def test_the_seat_map_read_shows_postgresql_state(
         "sold",
     )
     assert set(first) == {
-        "id", "section", "row", "number", "price_category_id", "accessible", "state"
+        "id", "section", "row", "number", "price_category_id", "accessible", "state", "mine"
     }  # fmt: skip
     assert [s["state"] for s in seats].count("available") == 9
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock.app import create_app
 from seatlock.models import EventStatus, Role
+from seatlock.settings import Settings
 from tests.conftest import Client, UserFactory
+from tests.eventdata import block, seat_map
 from tests.factories import create_event
 
 PROBLEM = "application/problem+json"
@@ -266,3 +271,68 @@ async def test_ops_list_live_holds_and_release_stuck_ones(
     assert (await client.delete(f"/api/admin/holds/{hold_id}", headers=buyer)).status_code == 403
     assert (await client.delete(f"/api/admin/holds/{hold_id}", headers=admin)).status_code == 204
     assert (await client.get(f"/api/holds/{hold_id}", headers=buyer)).status_code == 404
+
+
+async def test_the_seat_map_shows_live_holds_and_marks_the_callers(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, rows=1, seats_per_row=4)
+    holder, other = await make_user(), await make_user()
+    held = [event.seat("A", "1", 1), event.seat("A", "1", 2)]
+    await client.post(
+        f"/api/events/{event.id}/holds", json={"seat_ids": [str(s) for s in held]}, headers=holder
+    )
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE seats SET state = 'sold' WHERE id = :id"), {"id": event.seat("A", "1", 4)}
+        )
+
+    views = {
+        name: (await client.get(f"/api/events/{event.id}/seats", headers=headers)).json()
+        for name, headers in (("holder", holder), ("other", other), ("anonymous", {}))
+    }
+
+    for name, view in views.items():
+        assert view["holds_shown"] is True
+        states = {s["number"]: s["state"] for s in view["seats"]}
+        assert states == {1: "held", 2: "held", 3: "available", 4: "sold"}
+        mine = {s["number"] for s in view["seats"] if s["mine"]}
+        assert mine == ({1, 2} if name == "holder" else set())
+
+
+async def test_the_seat_map_stays_readable_without_redis(
+    settings: Settings, engine: AsyncEngine, make_user: UserFactory
+) -> None:
+    event = await create_event(engine, rows=1, seats_per_row=3)
+    app = create_app(msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:9/0"))
+    async with AsyncTestClient(app=app) as no_redis:
+        response = await no_redis.get(f"/api/events/{event.id}/seats")
+
+    assert response.status_code == 200
+    assert response.json()["holds_shown"] is False
+    assert [s["state"] for s in response.json()["seats"]] == ["available"] * 3
+
+
+async def test_a_live_hold_freezes_the_seat_map(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, rows=1, seats_per_row=2)
+    admin = await make_user(Role.ADMIN)
+    await client.post(
+        f"/api/events/{event.id}/holds",
+        json={"seat_ids": [str(event.seat_ids[0])]},
+        headers=await make_user(),
+    )
+    # The map without seat 2: allowed while nothing is held, refused now.
+    smaller = {"seat_map": seat_map(A=[block(["1"], [1])])}
+
+    response = await client.patch(f"/api/events/{event.id}", json=smaller, headers=admin)
+
+    assert response.status_code == 409
+    async with engine.connect() as conn:
+        assert (
+            await conn.scalar(
+                text("SELECT count(*) FROM seats WHERE event_id = :e"), {"e": event.id}
+            )
+            == 2
+        )

@@ -9,6 +9,7 @@ event, or an admin, may change it; to other organizers it is "not found" as well
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Final, NamedTuple
 
@@ -21,7 +22,7 @@ from seatlock import layouts, seatmaps
 from seatlock import price_categories as categories
 from seatlock.errors import Conflict, Forbidden, InvalidInput, NotFound
 from seatlock.layouts import SeatMap
-from seatlock.models import Event, EventStatus, PriceCategory, Role, Seat, SeatState
+from seatlock.models import Booking, Event, EventStatus, PriceCategory, Role, Seat, SeatState
 from seatlock.price_categories import Categories
 from seatlock.schemas import Body
 from seatlock.seatmaps import SeatRow
@@ -153,15 +154,15 @@ async def event_view(session: AsyncSession, event: Event) -> EventView:
 
 
 async def has_bookings(session: AsyncSession, event_id: uuid.UUID) -> bool:
-    """Whether any booking refers to the event, which then can be cancelled but not
-    deleted. Until bookings exist (issue 5), a reserved or sold seat stands for one."""
-    return await seatmaps.any_seat_taken(session, event_id)
+    """Whether any booking, live or not, refers to the event, which then can be cancelled
+    but not deleted: its bookings are kept for refunds."""
+    booked = select(Booking.id).where(Booking.event_id == event_id)
+    return bool(await session.scalar(select(booked.exists())))
 
 
-async def seat_map_frozen(session: AsyncSession, event_id: uuid.UUID) -> bool:
-    """Whether the seat map may only grow: some seat is held, reserved or sold. Live
-    holds are in Redis; the hold layer (issue 4) adds them to this check."""
-    return await seatmaps.any_seat_taken(session, event_id)
+async def seat_map_frozen(session: AsyncSession, event_id: uuid.UUID, seats_held: bool) -> bool:
+    """Whether the seat map may only grow: some seat is held (in Redis), reserved or sold."""
+    return seats_held or await seatmaps.any_seat_taken(session, event_id)
 
 
 def _check_schedule(event: Event) -> None:
@@ -223,9 +224,9 @@ async def create_event(
 
 
 async def _change_seating(
-    session: AsyncSession, event: Event, changes: EventChanges, max_seats: int
+    session: AsyncSession, event: Event, changes: EventChanges, max_seats: int, seats_held: bool
 ) -> None:
-    frozen = await seat_map_frozen(session, event.id)
+    frozen = await seat_map_frozen(session, event.id, seats_held)
     wanted = changes.price_categories
     if isinstance(wanted, UnsetType):
         stored = await categories.stored_categories(session, event.id)
@@ -259,7 +260,10 @@ async def update_event(
     principal: Principal,
     changes: EventChanges,
     max_seats: int,
+    seats_held: Callable[[], Awaitable[bool]],
 ) -> EventView:
+    """`seats_held` says whether Redis holds any seat of the event; it is asked only when
+    the seat map or its categories change."""
     event = await changeable_event(session, event_id, principal)
     wanted = changes.max_seats_per_booking
     if not isinstance(wanted, UnsetType) and wanted != event.max_seats_per_booking:
@@ -269,7 +273,7 @@ async def update_event(
             setattr(event, name, value)
     _check_schedule(event)
     if changes.price_categories is not UNSET or changes.seat_map is not UNSET:
-        await _change_seating(session, event, changes, max_seats)
+        await _change_seating(session, event, changes, max_seats, await seats_held())
     if not isinstance(changes.status, UnsetType):
         _change_status(event, changes.status)
     await session.commit()

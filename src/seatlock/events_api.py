@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Final, TypeAlias
 
@@ -14,7 +15,9 @@ from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter, S
 
 from seatlock import deps, events, images, listings
 from seatlock.access import ADMINS, PUBLIC, STAFF
+from seatlock.errors import Unavailable
 from seatlock.events import EventChanges, EventCreate, EventView
+from seatlock.holds import HeldSeat
 from seatlock.images import ImageStore, LocalImageStore
 from seatlock.models import Event, EventStatus, SeatState
 from seatlock.seatmaps import SeatRow, seat_rows
@@ -76,9 +79,24 @@ class EventPage(msgspec.Struct):
     next_cursor: str | None
 
 
+class SeatOut(msgspec.Struct):
+    id: uuid.UUID
+    section: str
+    row: str
+    number: int
+    price_category_id: uuid.UUID
+    accessible: bool
+    # PostgreSQL's available, reserved or sold, or "held" while a live hold has the seat.
+    state: str
+    # True on the seats of the caller's own live holds.
+    mine: bool = False
+
+
 class SeatMapOut(msgspec.Struct):
     event_id: uuid.UUID
-    seats: list[SeatRow]
+    # False when Redis could not be asked: then no seat shows as held.
+    holds_shown: bool
+    seats: list[SeatOut]
 
 
 class ImageOut(msgspec.Struct):
@@ -155,13 +173,33 @@ async def get_event(
     return event_detail(await events.event_view(db_session, event))
 
 
+def _seat_out(
+    seat: SeatRow, held: Mapping[uuid.UUID, HeldSeat], viewer_id: uuid.UUID | None
+) -> SeatOut:
+    hold = held.get(seat.id) if seat.state is SeatState.AVAILABLE else None
+    return SeatOut(
+        id=seat.id, section=seat.section, row=seat.row, number=seat.number,
+        price_category_id=seat.price_category_id, accessible=seat.accessible,
+        state="held" if hold else seat.state.value,
+        mine=hold is not None and hold.owner_id == viewer_id,
+    )  # fmt: skip
+
+
 @get("/events/{event_id:uuid}/seats", roles=PUBLIC)
 async def get_seats(
-    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, viewer: deps.Viewer
-) -> SeatMapOut:
-    """Every seat with its state in PostgreSQL."""
+    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, viewer: deps.Viewer,
+    holds: deps.Holds,
+) -> SeatMapOut:  # fmt: skip
+    """Every seat with its state: PostgreSQL's, with live holds from Redis on top."""
     await events.visible_event(db_session, event_id, viewer)
-    return SeatMapOut(event_id, await seat_rows(db_session, event_id))
+    rows = await seat_rows(db_session, event_id)
+    try:
+        held, shown = await holds.held_seats(event_id), True
+    except Unavailable:
+        # Reads keep working without Redis; they just cannot show holds.
+        held, shown = {}, False
+    viewer_id = viewer.id if viewer else None
+    return SeatMapOut(event_id, shown, [_seat_out(seat, held, viewer_id) for seat in rows])
 
 
 @post("/events", roles=STAFF, status_code=201)
@@ -185,9 +223,13 @@ async def update_event(
     principal: deps.Caller,
     db_session: deps.DbSession,
     settings: deps.Settings,
+    holds: deps.Holds,
 ) -> EventDetail:
+    async def seats_held() -> bool:
+        return bool(await holds.held_seats(event_id))
+
     view = await events.update_event(
-        db_session, event_id, principal, data, settings.max_seats_per_event
+        db_session, event_id, principal, data, settings.max_seats_per_event, seats_held
     )
     return event_detail(view)
 
