@@ -68,9 +68,10 @@ def redis_url(valkey: EmbeddedValkey | None) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, redis_url: str) -> Settings:
+def settings(database_url: str, redis_url: str, state_dir: Path) -> Settings:
     return Settings(
         env="test",
+        data_dir=str(state_dir),
         database_url=database_url,
         redis_url=redis_url,
         jwt_secret=TEST_SECRET,

@@ -13,7 +13,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from seatlock import db, deps
-from seatlock.access import authorize
+from seatlock.access import PUBLIC, authorize
 from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
 from seatlock.bookings_api import bookings_router
@@ -62,6 +62,10 @@ def _openapi() -> OpenAPIConfig:
         title="Seatlock",
         version="0.1.0",
         path="/schema",
+        # The documentation pages sit behind the role guard like every other route.
+        openapi_router=Router(
+            "/schema", route_handlers=[], guards=[authorize], opt={"roles": PUBLIC}
+        ),
         components=Components(
             security_schemes={
                 "BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
