@@ -9,14 +9,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import db
+from seatlock.app import create_app
 from seatlock.expiry import expire_due_bookings
 from seatlock.holds import HoldStore
 from seatlock.models import PaymentMethod, Role
 from seatlock.providers import Outcome
+from seatlock.settings import Settings
 from tests.buying import booked, initiate, pay, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
 from tests.factories import create_event
@@ -331,3 +335,26 @@ async def test_payment_needs_a_pending_booking(
     assert response.status_code == 409
     deadline = datetime.now(UTC) + timedelta(days=1)
     assert deadline > datetime.fromisoformat(free["payment_deadline"])
+
+
+async def test_the_service_expires_overdue_bookings_by_itself(
+    settings: Settings, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, payment_window_seconds=1)
+    buyer = await make_user()
+    app = create_app(msgspec.structs.replace(settings, expiry_interval_seconds=0.2))
+    async with AsyncTestClient(app=app) as sweeping:
+        booking = await booked(sweeping, buyer, event.id, event.seat_ids[:1])
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            status = await scalar(
+                engine, "SELECT status FROM bookings WHERE id = :id", id=booking["id"]
+            )
+            if status == "expired":
+                break
+
+    assert status == "expired"
+    assert (
+        await scalar(engine, "SELECT state FROM seats WHERE id = :id", id=event.seat_ids[0])
+        == "available"
+    )

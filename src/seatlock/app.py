@@ -18,7 +18,7 @@ from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
 from seatlock.bookings_api import bookings_router
 from seatlock.events_api import events_router
-from seatlock.expiry import sweep_forever
+from seatlock.expiry import sweep_until
 from seatlock.health_api import health_router
 from seatlock.holds import HoldStore
 from seatlock.holds_api import holds_router
@@ -44,14 +44,17 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.holds = HoldStore(redis, scripts)
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
+    stop_sweeping = asyncio.Event()
     sweeper = asyncio.create_task(
-        sweep_forever(app.state.sessions, app.state.holds, settings.expiry_interval_seconds)
+        sweep_until(
+            stop_sweeping, app.state.sessions, app.state.holds, settings.expiry_interval_seconds
+        )
     )
     try:
         yield
     finally:
-        sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        stop_sweeping.set()
+        await sweeper
         await http.aclose()
         await redis.aclose()
         await engine.dispose()

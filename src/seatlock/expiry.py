@@ -8,6 +8,7 @@ transaction, so a crash in the middle frees no seat by halves.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections import defaultdict
@@ -50,11 +51,17 @@ async def expire_due_bookings(session: AsyncSession, store: HoldStore) -> int:
     return len(due)
 
 
-async def sweep_forever(
-    sessions: async_sessionmaker[AsyncSession], store: HoldStore, interval: float
-) -> None:
-    while True:
-        await asyncio.sleep(interval)
+async def sweep_until(
+    stop: asyncio.Event, sessions: async_sessionmaker[AsyncSession], store: HoldStore,
+    interval: float,
+) -> None:  # fmt: skip
+    """Sweep every `interval` seconds until `stop` is set. A sweep under way is finished,
+    never cancelled, so that shutting down leaves no query and no connection half done."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
+        if stop.is_set():
+            return
         try:
             async with sessions() as session:
                 while await expire_due_bookings(session, store) == BATCH:
