@@ -238,7 +238,11 @@ class EmbeddedValkey:
     def _stop_leftover(self) -> None:
         try:
             pid = int(self.pidfile.read_text().strip())
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
         except (OSError, ValueError):
+            return
+        # A pid from an old pidfile may since belong to another program: leave that alone.
+        if b"valkey-server" not in command:
             return
         try:
             os.kill(pid, signal.SIGTERM)
