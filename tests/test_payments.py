@@ -23,13 +23,24 @@ from seatlock.providers import Outcome
 from seatlock.settings import Settings
 from tests.buying import booked, initiate, pay, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
-from tests.factories import create_event
+from tests.factories import EventFixture, create_event
 from tests.oracle import assert_consistent
 
 
 async def scalar(engine: AsyncEngine, query: str, **params: Any) -> Any:
     async with engine.connect() as conn:
         return await conn.scalar(text(query), params)
+
+
+async def paying(
+    client: Client, make_user: UserFactory, engine: AsyncEngine, seats: int = 1
+) -> tuple[EventFixture, dict[str, str], dict[str, Any], dict[str, Any], dict[str, str]]:
+    """A buyer with a booking, an initiated payment and the sandbox's success callback."""
+    event = await create_event(engine)
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:seats])
+    payment = await initiate(client, buyer, booking["id"])
+    return event, buyer, booking, payment, await sandbox_callback(client, payment)
 
 
 async def expire_now(engine: AsyncEngine, store: HoldStore, booking_id: str) -> None:
@@ -122,11 +133,7 @@ async def test_a_callback_of_another_payment_is_refused(
 async def test_a_replayed_callback_is_harmless(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
-    event = await create_event(engine)
-    buyer = await make_user()
-    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
-    payment = await initiate(client, buyer, booking["id"])
-    callback = await sandbox_callback(client, payment)
+    _event, buyer, booking, payment, callback = await paying(client, make_user, engine)
     await verify(client, buyer, payment["id"], callback)
     await client.delete(f"/api/bookings/{booking['id']}", headers=buyer)
 
@@ -281,11 +288,7 @@ class ShortChangingProvider:
 async def test_an_amount_mismatch_is_refused_and_refunded(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
-    event = await create_event(engine)
-    buyer = await make_user()
-    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
-    payment = await initiate(client, buyer, booking["id"])
-    callback = await sandbox_callback(client, payment)
+    _event, buyer, _booking, payment, callback = await paying(client, make_user, engine)
     providers = client.app.state.providers
     providers[PaymentMethod.CARD] = ShortChangingProvider(providers[PaymentMethod.CARD])
 
@@ -300,11 +303,7 @@ async def test_an_amount_mismatch_is_refused_and_refunded(
 async def test_webhooks_settle_once_and_ignore_replays(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
-    event = await create_event(engine)
-    buyer = await make_user()
-    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
-    payment = await initiate(client, buyer, booking["id"])
-    callback = await sandbox_callback(client, payment)
+    _event, _buyer, _booking, _payment, callback = await paying(client, make_user, engine)
 
     first = await client.post("/api/payments/webhooks/sandbox", json=callback)
     replay = await client.post("/api/payments/webhooks/sandbox", json=callback)

@@ -161,8 +161,7 @@ async def get_booking(
     session: AsyncSession, principal: Principal, booking_id: uuid.UUID
 ) -> Booking:
     booking = await session.get(Booking, booking_id)
-    # Another user's booking is reported exactly like a missing one.
-    if booking is None or (booking.user_id != principal.id and principal.role is not Role.ADMIN):
+    if booking is None or not principal.may_see(booking.user_id):
         raise NotFound("no such booking")
     return booking
 

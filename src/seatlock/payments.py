@@ -20,7 +20,6 @@ from seatlock.models import (
     PaymentMethod,
     PaymentStatus,
     ProviderNotification,
-    Role,
     SeatState,
 )
 from seatlock.providers import Checkout, InvalidCallback, Outcome, PaymentProvider
@@ -40,7 +39,7 @@ async def get_payment(
     session: AsyncSession, principal: Principal, payment_id: uuid.UUID
 ) -> Payment:
     payment = await session.get(Payment, payment_id)
-    if payment is None or (payment.user_id != principal.id and principal.role is not Role.ADMIN):
+    if payment is None or not principal.may_see(payment.user_id):
         raise NotFound("no such payment")
     return payment
 

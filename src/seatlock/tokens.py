@@ -25,6 +25,11 @@ class Principal(msgspec.Struct, frozen=True):
     role: Role
     email: str
 
+    def may_see(self, owner_id: uuid.UUID) -> bool:
+        """Whether the caller may see an object owned by `owner_id`: its owner or an admin.
+        Callers report everything else exactly like a missing object."""
+        return owner_id == self.id or self.role is Role.ADMIN
+
 
 def issue_access_token(settings: Settings, principal: Principal) -> str:
     now = datetime.now(UTC)
