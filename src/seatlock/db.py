@@ -1,8 +1,6 @@
-"""The PostgreSQL engine, the session factory and the per-request session."""
+"""The PostgreSQL engine and its session factory."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -24,9 +22,3 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
-
-
-async def session_scope(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One session per request; the handler's domain call decides when to commit."""
-    async with factory() as session:
-        yield session

@@ -13,7 +13,6 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from seatlock import db
 from seatlock.access import provide_principal, provide_viewer
 from seatlock.holds import HoldStore
 from seatlock.models import PaymentMethod
@@ -42,8 +41,11 @@ def _state_value(name: str) -> Provide:
 
 
 async def _db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """One session per request; the handler's domain calls decide when to commit. Opened
+    here directly (not through a nested generator), so that it is closed on every path,
+    errors included."""
     factory: async_sessionmaker[AsyncSession] = state.sessions
-    async for session in db.session_scope(factory):
+    async with factory() as session:
         yield session
 
 
