@@ -1,0 +1,171 @@
+"""The comparison design, for the benchmark only: a checkout that books seats straight in
+PostgreSQL, in one transaction with SELECT ... FOR UPDATE on the seat rows, no Redis.
+
+A separate small app served by its own uvicorn workers against the service's database; it
+reads the service's access tokens, and the bookings it makes are paid through the
+service's own payments API. Nothing of it is part of the product.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Litestar, Request, Response, get, post
+from litestar.datastructures import State
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from seatlock import db
+from seatlock.errors import Unauthorized
+from seatlock.settings import Settings, read_settings
+from seatlock.tokens import Principal, read_access_token
+
+MAX_SEATS = 10
+
+# Chosen seats, locked in a fixed order so that two checkouts cannot deadlock. Only free
+# rows are locked (a row another checkout took while this one waited drops out), so that
+# the lock never waits on seats being paid for.
+LOCK_CHOSEN = text(
+    "SELECT s.id, s.state::text AS state, p.price_minor, p.currency FROM seats s "
+    "JOIN price_categories p ON p.id = s.price_category_id "
+    "WHERE s.event_id = :event AND s.id = ANY(:ids) AND s.state = 'available' "
+    "ORDER BY s.id FOR UPDATE OF s"
+)
+# Best available, the naive way: the first free seats in order, waiting for their locks.
+LOCK_FIRST_FREE = text(
+    "SELECT s.id, s.state::text AS state, p.price_minor, p.currency FROM seats s "
+    "JOIN price_categories p ON p.id = s.price_category_id "
+    "WHERE s.event_id = :event AND s.state = 'available' "
+    "AND (CAST(:section AS text) IS NULL OR s.section = :section) "
+    "ORDER BY s.section, s.row, s.number LIMIT :quantity FOR UPDATE OF s"
+)
+EVENT = text(
+    "SELECT status::text, payment_window_seconds, max_seats_per_booking FROM events "
+    "WHERE id = :event"
+)
+INSERT_BOOKING = text(
+    "INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, total_minor, "
+    "currency, payment_deadline) VALUES (:id, :event, :user, :hold, :seats, "
+    "'pending_payment', :total, :currency, :deadline)"
+)
+RESERVE = text(
+    "UPDATE seats SET state = 'reserved', booking_id = :booking "
+    "WHERE event_id = :event AND id = ANY(:ids)"
+)
+
+
+class CheckoutRequest(msgspec.Struct, forbid_unknown_fields=True):
+    seat_ids: Annotated[list[uuid.UUID], msgspec.Meta(max_length=MAX_SEATS)] | None = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEATS)] | None = None
+    section: str | None = None
+
+
+class BookingOut(msgspec.Struct):
+    id: uuid.UUID
+    seats: list[uuid.UUID]
+    total_minor: int
+    currency: str
+
+
+def _problem(status: int, title: str, **extra: Any) -> Response[bytes]:
+    body = msgspec.json.encode({"title": title, "status": status, **extra})
+    return Response(body, status_code=status, media_type="application/problem+json")
+
+
+def _principal(request: Request[Any, Any, Any]) -> Principal:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        raise Unauthorized("sign in")
+    settings: Settings = request.app.state.settings
+    return read_access_token(settings, token.strip())
+
+
+async def _lock_seats(
+    conn: AsyncConnection, event_id: uuid.UUID, data: CheckoutRequest
+) -> tuple[list[Any], list[uuid.UUID] | None]:
+    """The locked rows, and the requested seats that cannot be had (None: all can)."""
+    if data.seat_ids is not None:
+        rows = list(await conn.execute(LOCK_CHOSEN, {"event": event_id, "ids": data.seat_ids}))
+        free = {r.id for r in rows if r.state == "available"}
+        missing = [s for s in data.seat_ids if s not in free]
+        return rows, missing or None
+    quantity = data.quantity or 1
+    params = {"event": event_id, "section": data.section, "quantity": quantity}
+    rows = list(await conn.execute(LOCK_FIRST_FREE, params))
+    # Rows another checkout took while this one waited for their locks drop out.
+    return rows, None if len(rows) == quantity else []
+
+
+async def _book(
+    engine: AsyncEngine, principal: Principal, event_id: uuid.UUID, data: CheckoutRequest
+) -> BookingOut | Response[bytes]:
+    async with engine.begin() as conn:
+        event = (await conn.execute(EVENT, {"event": event_id})).first()
+        if event is None or event.status != "on_sale":
+            return _problem(404, "no such event on sale")
+        rows, unavailable = await _lock_seats(conn, event_id, data)
+        if unavailable is not None:
+            await conn.rollback()
+            return _problem(409, "Some seats were taken", conflicts=[str(s) for s in unavailable])
+        if len({r.currency for r in rows}) != 1:
+            return _problem(400, "seats priced in more than one currency")
+        booking_id = uuid.uuid4()
+        seat_ids = [r.id for r in rows]
+        await conn.execute(
+            INSERT_BOOKING,
+            {
+                "id": booking_id, "event": event_id, "user": principal.id,
+                "hold": f"baseline.{booking_id.hex}", "seats": seat_ids,
+                "total": sum(r.price_minor for r in rows), "currency": rows[0].currency,
+                "deadline": datetime.now(UTC) + timedelta(seconds=event.payment_window_seconds),
+            },
+        )  # fmt: skip
+        await conn.execute(RESERVE, {"booking": booking_id, "event": event_id, "ids": seat_ids})
+    return BookingOut(booking_id, seat_ids, sum(r.price_minor for r in rows), rows[0].currency)
+
+
+@post("/baseline/events/{event_id:uuid}/bookings", status_code=201)
+async def checkout(
+    event_id: uuid.UUID, request: Request[Any, Any, Any], state: State
+) -> BookingOut | Response[bytes]:
+    try:
+        principal = _principal(request)
+    except Unauthorized:
+        return _problem(401, "sign in")
+    try:
+        data = msgspec.json.decode(await request.body(), type=CheckoutRequest)
+    except msgspec.DecodeError as exc:
+        return _problem(400, str(exc))
+    if (data.seat_ids is None) == (data.quantity is None):
+        return _problem(400, "give either seat_ids or quantity")
+    return await _book(state.engine, principal, event_id, data)
+
+
+@get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@asynccontextmanager
+async def _engine(app: Litestar) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    pool_size = int(os.environ.get("BENCH_BASELINE_POOL_SIZE", "20"))
+    app.state.engine = db.create_engine(settings.database_url, pool_size=pool_size)
+    try:
+        yield
+    finally:
+        await app.state.engine.dispose()
+
+
+def create_app() -> Litestar:
+    return Litestar(
+        route_handlers=[checkout, live],
+        lifespan=[_engine],
+        state=State({"settings": read_settings()}),
+    )
