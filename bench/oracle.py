@@ -88,8 +88,8 @@ async def check(engine: AsyncEngine, event_id: uuid.UUID, capacity: int) -> Verd
             problems.append(f"payment {payment.id} succeeded but its booking is not confirmed")
             continue
         for seat_id in booking.seat_ids:
-            seat = seats.get(seat_id)
-            if seat is None or seat.state is not SeatState.SOLD or seat.booking_id != booking.id:
+            got = seats.get(seat_id)
+            if got is None or got.state is not SeatState.SOLD or got.booking_id != booking.id:
                 problems.append(f"payment {payment.id} paid for seat {seat_id} it did not get")
 
     return Verdict(
