@@ -17,6 +17,7 @@ from seatlock.access import PUBLIC, authorize
 from seatlock.admin_api import admin_router
 from seatlock.auth_api import auth_router
 from seatlock.bookings_api import bookings_router
+from seatlock.catalog import Catalog
 from seatlock.events_api import events_router
 from seatlock.expiry import sweep_until
 from seatlock.health_api import health_router
@@ -34,7 +35,7 @@ from seatlock.settings import Settings, current_settings
 @asynccontextmanager
 async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    engine = db.create_engine(settings.database_url)
+    engine = db.create_engine(settings.database_url, settings.db_pool_size)
     redis = connect_redis(settings)
     scripts = register_scripts(redis)
     await load_scripts(redis, scripts)
@@ -42,6 +43,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
     app.state.holds = HoldStore(redis, scripts)
+    app.state.catalog = Catalog()
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
     stop_sweeping = asyncio.Event()

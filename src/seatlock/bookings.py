@@ -56,9 +56,17 @@ async def take_seats(
         if from_state is SeatState.AVAILABLE
         else (Seat.state == from_state) & (Seat.booking_id == booking.id)
     )
+    # Locking the rows in id order first: two transactions wanting overlapping seats then
+    # queue behind each other instead of deadlocking.
+    locked = (
+        select(Seat.id)
+        .where(Seat.event_id == booking.event_id, Seat.id.in_(booking.seat_ids), condition)
+        .order_by(Seat.id)
+        .with_for_update()
+    )
     moved = await session.scalars(
         update(Seat)
-        .where(Seat.event_id == booking.event_id, Seat.id.in_(booking.seat_ids), condition)
+        .where(Seat.id.in_(locked.scalar_subquery()), condition)
         .values(state=to_state, booking_id=booking.id)
         .returning(Seat.id)
     )

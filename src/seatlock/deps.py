@@ -14,6 +14,7 @@ from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.access import provide_principal, provide_viewer
+from seatlock.catalog import Catalog as EventCatalog
 from seatlock.holds import HoldStore
 from seatlock.models import PaymentMethod
 from seatlock.providers import PaymentProvider
@@ -28,6 +29,7 @@ DbSession: TypeAlias = NamedDependency[AsyncSession]
 # instances, and need not: the app made both.
 Redis: TypeAlias = NamedDependency[SkipValidation[RedisClient]]
 Holds: TypeAlias = NamedDependency[HoldStore]
+Catalog: TypeAlias = NamedDependency[EventCatalog]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
@@ -55,6 +57,7 @@ def dependencies() -> dict[str, Provide]:
         "db_engine": _state_value("engine"),
         "redis": _state_value("redis"),
         "holds": _state_value("holds"),
+        "catalog": _state_value("catalog"),
         "providers": _state_value("providers"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),

@@ -14,9 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.bestseats import SeatSpot, candidate_windows
+from seatlock.catalog import Catalog, EventFacts
 from seatlock.errors import Conflict, InvalidInput, NotFound
 from seatlock.holds import Hold, HoldPolicy, HoldStore, SeatsUnavailable, TakenSnapshot
-from seatlock.models import Event, EventStatus, PriceCategory, Seat, SeatState
+from seatlock.models import EventStatus, PriceCategory, Seat, SeatState
 
 # Best available tries this many windows when others grab seats in between.
 BEST_AVAILABLE_ATTEMPTS = 5
@@ -27,7 +28,7 @@ class NotOnSale(Conflict):
     title = "The event is not on sale"
 
 
-def policy_of(event: Event) -> HoldPolicy:
+def policy_of(event: EventFacts) -> HoldPolicy:
     return HoldPolicy(
         ttl_ms=event.hold_ttl_seconds * 1000,
         max_extensions=event.max_hold_extensions,
@@ -36,8 +37,8 @@ def policy_of(event: Event) -> HoldPolicy:
     )
 
 
-async def event_on_sale(session: AsyncSession, event_id: uuid.UUID) -> Event:
-    event = await session.get(Event, event_id)
+async def event_on_sale(session: AsyncSession, catalog: Catalog, event_id: uuid.UUID) -> EventFacts:
+    event = await catalog.event(session, event_id)
     if event is None or event.status is EventStatus.DRAFT:
         raise NotFound("no such event")
     now = datetime.now(UTC)
@@ -60,7 +61,7 @@ def taken_snapshot(session: AsyncSession) -> TakenSnapshot:
     return snapshot
 
 
-def _check_count(event: Event, count: int) -> None:
+def _check_count(event: EventFacts, count: int) -> None:
     if count > event.max_seats_per_booking:
         raise InvalidInput(
             f"at most {event.max_seats_per_booking} seats can be held for this event",
@@ -69,24 +70,21 @@ def _check_count(event: Event, count: int) -> None:
 
 
 async def hold_chosen_seats(
-    session: AsyncSession, store: HoldStore, event: Event, owner_id: uuid.UUID,
-    seat_ids: Sequence[uuid.UUID],
+    session: AsyncSession, store: HoldStore, catalog: Catalog, event: EventFacts,
+    owner_id: uuid.UUID, seat_ids: Sequence[uuid.UUID],
 ) -> Hold:  # fmt: skip
-    if len(set(seat_ids)) != len(seat_ids):
+    wanted = frozenset(seat_ids)
+    if len(wanted) != len(seat_ids):
         raise InvalidInput("a seat is listed twice")
     _check_count(event, len(seat_ids))
-    known = set(
-        await session.scalars(
-            select(Seat.id).where(Seat.event_id == event.id, Seat.id.in_(seat_ids))
-        )
-    )
+    known = await catalog.seat_ids(session, event.id, wanted)
     if unknown := [s for s in seat_ids if s not in known]:
         raise InvalidInput("some seats are not seats of this event", unknown_seats=unknown)
     return await store.hold(event.id, owner_id, seat_ids, policy_of(event), taken_snapshot(session))
 
 
 async def _spots(
-    session: AsyncSession, store: HoldStore, event: Event, category: str | None,
+    session: AsyncSession, store: HoldStore, event: EventFacts, category: str | None,
     section: str | None,
 ) -> list[SeatSpot]:  # fmt: skip
     query = select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.state).where(
@@ -106,7 +104,7 @@ async def _spots(
 
 
 async def hold_best_available(
-    session: AsyncSession, store: HoldStore, event: Event, owner_id: uuid.UUID, quantity: int,
+    session: AsyncSession, store: HoldStore, event: EventFacts, owner_id: uuid.UUID, quantity: int,
     category: str | None, section: str | None,
 ) -> Hold:  # fmt: skip
     _check_count(event, quantity)

@@ -71,16 +71,16 @@ def hold_out(hold: Hold) -> HoldOut:
 @post("/events/{event_id:uuid}/holds", roles=SIGNED_IN, status_code=201)
 async def create_hold(
     event_id: FromPath[uuid.UUID], data: JSONBody[HoldRequest], principal: deps.Caller,
-    db_session: deps.DbSession, holds: deps.Holds,
+    db_session: deps.DbSession, holds: deps.Holds, catalog: deps.Catalog,
 ) -> HoldOut:  # fmt: skip
     if (data.seat_ids is None) == (data.quantity is None):
         raise InvalidInput("give either seat_ids or quantity")
     if data.seat_ids is not None and (data.price_category or data.section):
         raise InvalidInput("price_category and section apply to quantity only")
-    event = await hold_requests.event_on_sale(db_session, event_id)
+    event = await hold_requests.event_on_sale(db_session, catalog, event_id)
     if data.seat_ids is not None:
         hold = await hold_requests.hold_chosen_seats(
-            db_session, holds, event, principal.id, data.seat_ids
+            db_session, holds, catalog, event, principal.id, data.seat_ids
         )
     else:
         assert data.quantity is not None

@@ -13,6 +13,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from seatlock.errors import DomainError, TooManyRequests, Unauthorized
 
@@ -103,12 +104,26 @@ def from_unhandled(exc: Exception) -> ProblemDetailsException:
     )
 
 
+def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
+    # Every database connection of this process stayed busy past the pool timeout: an
+    # overload to retry after, not a fault.
+    logger.warning("no database connection free in time: %s", exc)
+    return ProblemDetailsException(
+        status_code=503,
+        type_="about:blank",
+        title=_phrase(503),
+        detail="The service is busy; please retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     return ProblemDetailsPlugin(
         ProblemDetailsConfig(
             exception_to_problem_detail_map={
                 DomainError: from_domain_error,
                 HTTPException: from_http_exception,
+                PoolTimeout: from_pool_timeout,
                 Exception: from_unhandled,
             }
         )
