@@ -33,10 +33,13 @@ class EventFacts:
     max_seats_per_booking: int
 
 
+# Seat ids are remembered for at most this many events; then the memory starts over.
+MAX_EVENTS_WITH_SEATS = 1000
+
+
 @dataclass
 class _Entry:
     facts: EventFacts
-    seat_ids: frozenset[uuid.UUID] | None = None
     loaded_at: float = field(default_factory=time.monotonic)
 
 
@@ -44,6 +47,9 @@ class Catalog:
     def __init__(self, lifetime_seconds: float = DEFAULT_LIFETIME_SECONDS) -> None:
         self.lifetime = lifetime_seconds
         self._entries: dict[uuid.UUID, _Entry] = {}
+        # Seats are never renumbered and a map with taken seats only grows, so a seat id
+        # once seen stays valid for holding; the booking transaction checks it anyway.
+        self._known_seats: dict[uuid.UUID, set[uuid.UUID]] = {}
 
     def _fresh(self, event_id: uuid.UUID) -> _Entry | None:
         entry = self._entries.get(event_id)
@@ -64,18 +70,23 @@ class Catalog:
             self._entries[event_id] = _Entry(facts)
         return facts
 
-    async def seat_ids(
+    async def known_seats(
         self, session: AsyncSession, event_id: uuid.UUID, wanted: frozenset[uuid.UUID]
     ) -> frozenset[uuid.UUID]:
-        """The event's seat ids; read again when `wanted` names a seat not known yet, since
-        a seat map may have grown since the last read."""
-        entry = self._fresh(event_id)
-        if entry is not None and entry.seat_ids is not None and wanted <= entry.seat_ids:
-            return entry.seat_ids
-        ids = frozenset(await session.scalars(select(Seat.id).where(Seat.event_id == event_id)))
-        if entry is not None:
-            entry.seat_ids = ids
-        return ids
+        """Those of `wanted` that are seats of the event. Only ids not seen before are
+        looked up, so a busy event costs no query at all once its seats have been seen."""
+        known = self._known_seats.get(event_id)
+        if known is None:
+            if len(self._known_seats) >= MAX_EVENTS_WITH_SEATS:
+                self._known_seats.clear()
+            known = self._known_seats[event_id] = set()
+        if unseen := wanted - known:
+            known.update(
+                await session.scalars(
+                    select(Seat.id).where(Seat.event_id == event_id, Seat.id.in_(unseen))
+                )
+            )
+        return wanted & known
 
 
 def _facts(event: Event) -> EventFacts:

@@ -77,7 +77,7 @@ async def hold_chosen_seats(
     if len(wanted) != len(seat_ids):
         raise InvalidInput("a seat is listed twice")
     _check_count(event, len(seat_ids))
-    known = await catalog.seat_ids(session, event.id, wanted)
+    known = await catalog.known_seats(session, event.id, wanted)
     if unknown := [s for s in seat_ids if s not in known]:
         raise InvalidInput("some seats are not seats of this event", unknown_seats=unknown)
     return await store.hold(event.id, owner_id, seat_ids, policy_of(event), taken_snapshot(session))
