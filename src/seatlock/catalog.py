@@ -8,6 +8,7 @@ event and every seat in PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ class Catalog:
         # Seats are never renumbered and a map with taken seats only grows, so a seat id
         # once seen stays valid for holding; the booking transaction checks it anyway.
         self._known_seats: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._loading: dict[uuid.UUID, asyncio.Lock] = {}
 
     def _fresh(self, event_id: uuid.UUID) -> _Entry | None:
         entry = self._entries.get(event_id)
@@ -73,13 +75,10 @@ class Catalog:
     async def known_seats(
         self, session: AsyncSession, event_id: uuid.UUID, wanted: frozenset[uuid.UUID]
     ) -> frozenset[uuid.UUID]:
-        """Those of `wanted` that are seats of the event. Only ids not seen before are
-        looked up, so a busy event costs no query at all once its seats have been seen."""
-        known = self._known_seats.get(event_id)
-        if known is None:
-            if len(self._known_seats) >= MAX_EVENTS_WITH_SEATS:
-                self._known_seats.clear()
-            known = self._known_seats[event_id] = set()
+        """Those of `wanted` that are seats of the event. The first request of an event
+        reads all its seat ids, once for the whole process (others wait for that read);
+        after that only ids never seen are looked up, e.g. seats added to a grown map."""
+        known = await self._seats_of(session, event_id)
         if unseen := wanted - known:
             known.update(
                 await session.scalars(
@@ -87,6 +86,18 @@ class Catalog:
                 )
             )
         return wanted & known
+
+    async def _seats_of(self, session: AsyncSession, event_id: uuid.UUID) -> set[uuid.UUID]:
+        if (known := self._known_seats.get(event_id)) is not None:
+            return known
+        async with self._loading.setdefault(event_id, asyncio.Lock()):
+            if (known := self._known_seats.get(event_id)) is None:
+                if len(self._known_seats) >= MAX_EVENTS_WITH_SEATS:
+                    self._known_seats.clear()
+                    self._loading.clear()
+                known = set(await session.scalars(select(Seat.id).where(Seat.event_id == event_id)))
+                self._known_seats[event_id] = known
+        return known
 
 
 def _facts(event: Event) -> EventFacts:
