@@ -56,31 +56,26 @@ async def begin(
     claim = Claim(user_id, route, _checked_key(key))
     digest = hashlib.sha256(request).hexdigest()
     now = datetime.now(UTC)
-    await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.user_id == user_id, IdempotencyRecord.route == route,
-            IdempotencyRecord.key == claim.key, IdempotencyRecord.expires_at < now,
-        )
-    )  # fmt: skip
-    inserted = await session.scalar(
-        insert(IdempotencyRecord)
-        .values(
-            user_id=user_id,
-            route=route,
-            key=claim.key,
-            request_hash=digest,
-            expires_at=now + KEEP_FOR,
-        )
-        .on_conflict_do_nothing()
-        .returning(IdempotencyRecord.key)
+    fresh = {"request_hash": digest, "expires_at": now + KEEP_FOR}
+    statement = insert(IdempotencyRecord).values(
+        user_id=user_id, route=route, key=claim.key, **fresh
     )
+    # One statement claims a new key or takes over an expired record of it.
+    inserted = await session.scalar(
+        statement.on_conflict_do_update(
+            index_elements=["user_id", "route", "key"],
+            set_={**fresh, "response_status": None, "response_body": None,
+                  "response_media_type": None},
+            where=IdempotencyRecord.expires_at < now,
+        ).returning(IdempotencyRecord.key)
+    )  # fmt: skip
     await session.commit()
     if inserted is not None:
         return claim
     record = await session.get(
         IdempotencyRecord, (user_id, route, claim.key), populate_existing=True
     )
-    if record is None:  # expired and removed by a concurrent request: treat as new
+    if record is None:  # removed by a concurrent abandon: try again as new
         return await begin(session, user_id, route, key, request)
     if record.request_hash != digest:
         raise InvalidInput("this Idempotency-Key was used with a different request")
