@@ -15,9 +15,10 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        # No ping on every checkout: it costs a round trip per request. A connection that a
-        # PostgreSQL restart broke fails one request, and SQLAlchemy then renews the pool.
-        pool_pre_ping=False,
+        # A checkout pings first, so that connections a PostgreSQL restart broke are
+        # replaced instead of failing requests. The hold path, served from the catalog,
+        # checks out no connection and pays nothing for it.
+        pool_pre_ping=True,
         pool_timeout=10,
     )
 
