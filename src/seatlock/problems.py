@@ -13,6 +13,7 @@ from litestar.plugins.problem_details import (
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from seatlock.errors import DomainError, TooManyRequests, Unauthorized
@@ -117,6 +118,24 @@ def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
     )
 
 
+# PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict:
+# nothing was written, and the same request can simply be sent again.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
+    if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+        return from_unhandled(exc)
+    logger.warning("transaction aborted by PostgreSQL, answered 503: %s", exc.orig)
+    return ProblemDetailsException(
+        status_code=503,
+        type_="about:blank",
+        title=_phrase(503),
+        detail="The request collided with another one and changed nothing; please retry.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     return ProblemDetailsPlugin(
         ProblemDetailsConfig(
@@ -124,6 +143,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 DomainError: from_domain_error,
                 HTTPException: from_http_exception,
                 PoolTimeout: from_pool_timeout,
+                DBAPIError: from_database_error,
                 Exception: from_unhandled,
             }
         )
