@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock.embedded import free_port
+from bench.servers import Backends, uvicorn_server
 from seatlock.models import Role, User
 from seatlock.settings import Settings
 from seatlock.tokens import Principal, issue_access_token
@@ -22,41 +17,10 @@ from seatlock.tokens import Principal, issue_access_token
 
 @contextmanager
 def live_server(settings: Settings, workers: int = 2) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "SEATLOCK_JWT_SECRET": settings.jwt_secret,
-        "SEATLOCK_ENV": "test",
-    }
-    command = [
-        sys.executable, "-m", "uvicorn", "seatlock.app:create_app", "--factory",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
-        "--log-level", "warning",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, env=env)
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_serving(base_url, process)
+    """The app served by uvicorn worker processes on the test servers."""
+    backends = Backends(settings.database_url, settings.redis_url, settings.jwt_secret, owned=False)
+    with uvicorn_server("seatlock.app:create_app", backends, workers) as base_url:
         yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _wait_until_serving(base_url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {process.returncode}")
-        try:
-            if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("uvicorn did not start serving")
 
 
 async def create_buyers(
