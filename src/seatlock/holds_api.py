@@ -33,15 +33,6 @@ class HoldRequest(Body):
     section: Label | None = None
 
 
-class HoldOut(msgspec.Struct):
-    id: str
-    event_id: uuid.UUID
-    seats: list[uuid.UUID]
-    expires_at: datetime
-    extensions_left: int
-    state: str
-
-
 class LiveHoldOut(msgspec.Struct):
     id: str
     owner_id: uuid.UUID
@@ -57,22 +48,11 @@ class LiveHoldsOut(msgspec.Struct):
     holds: list[LiveHoldOut]
 
 
-def hold_out(hold: Hold) -> HoldOut:
-    return HoldOut(
-        id=hold.id,
-        event_id=hold.event_id,
-        seats=hold.seats,
-        expires_at=hold.expires_at,
-        extensions_left=hold.extensions_left,
-        state=hold.state,
-    )
-
-
 @post("/events/{event_id:uuid}/holds", roles=SIGNED_IN, status_code=201)
 async def create_hold(
     event_id: FromPath[uuid.UUID], data: JSONBody[HoldRequest], principal: deps.Caller,
     db_session: deps.DbSession, holds: deps.Holds, catalog: deps.Catalog,
-) -> HoldOut:  # fmt: skip
+) -> Hold:  # fmt: skip
     if (data.seat_ids is None) == (data.quantity is None):
         raise InvalidInput("give either seat_ids or quantity")
     if data.seat_ids is not None and (data.price_category or data.section):
@@ -87,17 +67,17 @@ async def create_hold(
         hold = await hold_requests.hold_best_available(
             db_session, holds, event, principal.id, data.quantity, data.price_category, data.section
         )
-    return hold_out(hold)
+    return hold
 
 
 @get("/holds/{hold_id:str}", roles=SIGNED_IN)
-async def get_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> HoldOut:
-    return hold_out(await holds.get(hold_id, principal.id))
+async def get_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> Hold:
+    return await holds.get(hold_id, principal.id)
 
 
 @post("/holds/{hold_id:str}/extend", roles=SIGNED_IN, status_code=200)
-async def extend_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> HoldOut:
-    return hold_out(await holds.extend(hold_id, principal.id))
+async def extend_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> Hold:
+    return await holds.extend(hold_id, principal.id)
 
 
 @delete("/holds/{hold_id:str}", roles=SIGNED_IN, status_code=204)
