@@ -1,5 +1,5 @@
-"""Redis down: holds fail fast with 503, everything else keeps working, and holds come back
-without a restart when Redis does."""
+"""The service against Redis as it may be in production: down (holds fail fast with 503,
+everything else keeps working), back (holds recover without a restart), or a cluster."""
 
 from __future__ import annotations
 
@@ -91,3 +91,30 @@ async def test_the_service_starts_while_redis_is_down(
             headers=buyer,
         )
         assert refused.status_code == 503
+
+
+async def test_the_service_holds_seats_on_a_redis_cluster(
+    cluster_url: str, settings: Settings, engine: AsyncEngine, make_user: UserFactory
+) -> None:
+    event = await create_event(engine)
+    seats = [str(s) for s in event.seat_ids[:2]]
+    buyer, rival = await make_user(), await make_user()
+    app = create_app(msgspec.structs.replace(settings, redis_url=cluster_url, redis_cluster=True))
+    async with AsyncTestClient(app=app) as client:
+        held = await client.post(
+            f"/api/events/{event.id}/holds", json={"seat_ids": seats}, headers=buyer
+        )
+        refused = await client.post(
+            f"/api/events/{event.id}/holds", json={"seat_ids": seats[1:]}, headers=rival
+        )
+        seat_map = await client.get(f"/api/events/{event.id}/seats", headers=buyer)
+        booked = await client.post(
+            "/api/bookings", json={"hold_id": held.json()["id"]},
+            headers={**buyer, "Idempotency-Key": "cluster"},
+        )  # fmt: skip
+
+    assert held.status_code == 201
+    assert refused.status_code == 409
+    assert refused.json()["conflicts"] == seats[1:]
+    assert [s["mine"] for s in seat_map.json()["seats"][:2]] == [True, True]
+    assert booked.status_code == 201
