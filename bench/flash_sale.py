@@ -4,8 +4,8 @@ the same machine, the same buyers and the same event, in one run.
     .venv/bin/python bench/flash_sale.py --seats 2000 --buyers 256 --duration 30 --workers 2
 
 Without --base-url it starts embedded PostgreSQL and Valkey in a throwaway directory and
-the service (and, for the baseline, bench/baseline_app.py) under uvicorn. Ends with the
-oracle straight from PostgreSQL; exits 1 if it fails.
+the service (and, for the baseline, bench/baseline_app.py) under uvicorn or granian
+(--server). Ends with the oracle straight from PostgreSQL; exits 1 if it fails.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench import oracle, report, sale
 from bench.buyers import Board, Shopper, baseline_reserve, buyer_loop, seatlock_reserve
 from bench.recorder import Recorder
-from bench.servers import Backends, embedded_backends, uvicorn_server
+from bench.servers import SERVERS, Backends, app_server, embedded_backends
 from seatlock.models import Role
 
 MODES = ("redis", "baseline")
@@ -46,6 +46,7 @@ class Options:
     buyers: int = 256
     duration: float = 30.0
     workers: int = 2
+    server: str = "uvicorn"
     modes: tuple[str, ...] = MODES
     base_url: str | None = None
     baseline_url: str | None = None
@@ -197,6 +198,7 @@ async def measure(options: Options, target: Target) -> dict[str, Any]:
             "buyers": options.buyers,
             "duration_s": options.duration,
             "workers": options.workers,
+            "server": options.server,
             "modes": list(options.modes),
             "target": "embedded" if target.owned else target.service,
         },
@@ -213,7 +215,9 @@ def run(options: Options) -> dict[str, Any]:
         if options.base_url is None:
             backends = stack.enter_context(embedded_backends())
             service = stack.enter_context(
-                uvicorn_server("seatlock.app:create_app", backends, options.workers)
+                app_server(
+                    "seatlock.app:create_app", backends, options.workers, server=options.server
+                )
             )
             target = Target(service, None, backends.database_url, backends.jwt_secret, True)
         else:
@@ -228,7 +232,12 @@ def run(options: Options) -> dict[str, Any]:
                 raise SystemExit("baseline mode against --base-url needs --jwt-secret")
             else:
                 target.baseline = stack.enter_context(
-                    uvicorn_server("bench.baseline_app:create_app", backends, options.workers)
+                    app_server(
+                        "bench.baseline_app:create_app",
+                        backends,
+                        options.workers,
+                        server=options.server,
+                    )
                 )
         return asyncio.run(measure(options, target))
 
@@ -238,7 +247,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seats", type=int, default=2000, help="seats of the event (S)")
     parser.add_argument("--buyers", type=int, default=256, help="concurrent buyers (C)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds at most per mode")
-    parser.add_argument("--workers", type=int, default=2, help="uvicorn workers per server")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes per server")
+    parser.add_argument(
+        "--server", choices=SERVERS, default="uvicorn", help="ASGI server of both apps"
+    )
     parser.add_argument("--mode", choices=["both", *MODES], default="both")
     parser.add_argument("--base-url", help="a running service; default: start one here")
     parser.add_argument("--database-url", help="its database (with --base-url)")
@@ -257,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("load tests only target this machine (127.0.0.1)")
     options = Options(
         seats=args.seats, buyers=args.buyers, duration=args.duration, workers=args.workers,
+        server=args.server,
         modes=MODES if args.mode == "both" else (args.mode,), base_url=args.base_url,
         baseline_url=args.baseline_url, database_url=args.database_url,
         jwt_secret=args.jwt_secret, seed=args.seed,

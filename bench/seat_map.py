@@ -24,7 +24,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 import httpx
 
 from bench import loadgen, sale
-from bench.servers import Backends, embedded_backends, uvicorn_server
+from bench.servers import SERVERS, Backends, app_server, embedded_backends
 
 SEATS = 20_000
 
@@ -88,11 +88,14 @@ def main() -> int:
     parser.add_argument("--churners", type=int, default=16)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
     with (
         embedded_backends() as backends,
-        uvicorn_server("seatlock.app:create_app", backends, args.workers) as base_url,
+        app_server(
+            "seatlock.app:create_app", backends, args.workers, server=args.server
+        ) as base_url,
     ):
         result = asyncio.run(
             measure(base_url, backends, args.readers, args.churners, args.duration)

@@ -1,5 +1,5 @@
 """The servers a benchmark runs against: embedded PostgreSQL and Valkey in a throwaway
-state directory, the service and the baseline app as uvicorn subprocesses."""
+state directory, the service and the baseline app as uvicorn (or granian) subprocesses."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,19 +62,40 @@ def _environment(backends: Backends, extra: dict[str, str]) -> dict[str, str]:
     }
 
 
+SERVERS = ("uvicorn", "granian")
+
+
+def _server_command(server: str, app: str, port: int, workers: int) -> list[str]:
+    if server == "uvicorn":
+        return [
+            sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+            "--no-access-log",
+        ]  # fmt: skip
+    if server == "granian":
+        # ASGI with lifespan (not `asginl`), the same event loop (uvloop) as uvicorn's.
+        return [
+            sys.executable, "-m", "granian", "--interface", "asgi", "--factory",
+            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+            "--loop", "uvloop", "--log-level", "warning", "--no-access-log", app,
+        ]  # fmt: skip
+    raise ValueError(f"unknown server {server!r}; one of {', '.join(SERVERS)}")
+
+
 @contextmanager
-def uvicorn_server(
-    app: str, backends: Backends, workers: int, extra_env: dict[str, str] | None = None
+def app_server(
+    app: str,
+    backends: Backends,
+    workers: int,
+    extra_env: dict[str, str] | None = None,
+    server: str = "uvicorn",
 ) -> Iterator[str]:
-    """`app` (a factory, "module:function") served by uvicorn workers on a free port."""
+    """`app` (a factory, "module:function") served by uvicorn or granian workers on a free
+    port, with the same environment either way."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = _environment(backends, {"SEATLOCK_PUBLIC_BASE_URL": base_url, **(extra_env or {})})
-    command = [
-        sys.executable, "-m", "uvicorn", app, "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-        "--no-access-log",
-    ]  # fmt: skip
+    command = _server_command(server, app, port, workers)
     process = subprocess.Popen(command, env=env, cwd=REPO)
     try:
         wait_until_serving(base_url, process)
@@ -88,11 +109,18 @@ def uvicorn_server(
             process.wait()
 
 
+def uvicorn_server(
+    app: str, backends: Backends, workers: int, extra_env: dict[str, str] | None = None
+) -> AbstractContextManager[str]:
+    """`app` served by uvicorn workers on a free port."""
+    return app_server(app, backends, workers, extra_env)
+
+
 def wait_until_serving(base_url: str, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"uvicorn exited with {process.returncode}")
+            raise RuntimeError(f"the server exited with {process.returncode}")
         try:
             if httpx.get(f"{base_url}/health/live", timeout=1).status_code == 200:
                 return
