@@ -8,8 +8,9 @@ import uuid
 
 import msgspec
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from seatlock import idempotency
 from tests.buying import booked, hold
 from tests.conftest import Client, UserFactory
 from tests.factories import create_event
@@ -194,3 +195,28 @@ async def test_payment_initiation_is_idempotent(
     assert other.status_code == 422
     assert unkeyed.status_code == 400
     assert await count(engine, "payments") == 1
+
+
+async def test_expired_records_are_purged_and_live_ones_kept(
+    client: Client,
+    make_user: UserFactory,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    for seat in event.seat_ids[:2]:
+        await booked(client, buyer, event.id, [seat])
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE idempotency_records SET expires_at = now() - interval '1 second' "
+                "WHERE ctid = (SELECT min(ctid) FROM idempotency_records)"
+            )
+        )
+
+    async with sessions() as session:
+        purged = await idempotency.purge_expired(session)
+
+    assert purged == 1
+    assert await count(engine, "idempotency_records") == 1

@@ -1,4 +1,5 @@
-"""The expiry sweep: unpaid bookings past their payment deadline give their seats back.
+"""The expiry sweep: unpaid bookings past their payment deadline give their seats back,
+and idempotency records past their 24 hours are deleted.
 
 Any number of service processes may sweep at once: each locks the bookings it expires with
 FOR UPDATE SKIP LOCKED, so no two take the same booking, and each batch is one
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from seatlock import idempotency
 from seatlock.bookings import best_effort, free_seats
 from seatlock.holds import HoldStore
 from seatlock.models import Booking, BookingStatus
@@ -66,6 +68,8 @@ async def sweep_until(
             async with sessions() as session:
                 while await expire_due_bookings(session, store) == BATCH:
                     pass
+                # Idempotency records past their 24 hours go in the same rounds.
+                await idempotency.purge_expired(session)
         except Exception:
             # A database hiccup must not end the sweeping: log it and try again next round.
             logger.exception("the booking expiry sweep failed; retrying")

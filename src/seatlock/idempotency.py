@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy import ColumnElement, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -111,3 +111,22 @@ def _identifies(claim: Claim) -> list[ColumnElement[bool]]:
         IdempotencyRecord.route == claim.route,
         IdempotencyRecord.key == claim.key,
     ]
+
+
+async def purge_expired(session: AsyncSession, batch: int = 1000) -> int:
+    """Delete up to `batch` records past their 24 hours; returns how many went."""
+    expired = (
+        select(IdempotencyRecord.user_id, IdempotencyRecord.route, IdempotencyRecord.key)
+        .where(IdempotencyRecord.expires_at < datetime.now(UTC))
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(IdempotencyRecord).where(
+            tuple_(IdempotencyRecord.user_id, IdempotencyRecord.route, IdempotencyRecord.key).in_(
+                expired
+            )
+        )
+    )
+    await session.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
