@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from litestar import Litestar, Router
+from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -80,6 +81,19 @@ def _openapi() -> OpenAPIConfig:
     )
 
 
+def _cors(settings: Settings) -> CORSConfig | None:
+    """Browsers on the allowed origins may call the API, cookies included; with no origin
+    allowed, only the service's own pages may."""
+    if not settings.origins:
+        return None
+    return CORSConfig(
+        allow_origins=sorted(settings.origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Requested-With"],
+        allow_credentials=True,
+    )
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or current_settings()
     # Every route of ours sits below this router, so the role guard covers all of them.
@@ -105,4 +119,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[resources],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
+        cors_config=_cors(settings),
     )
