@@ -79,5 +79,9 @@ redis.call('HSET', hold,
 redis.call('PEXPIREAT', hold, expires)
 redis.call('ZADD', holds, expires, hold_id)
 redis.call('ZADD', owner, expires, hold_id)
+-- The owner's set lives as long as its longest hold could, and no longer.
+if redis.call('PTTL', owner) < max_lifetime then
+  redis.call('PEXPIRE', owner, max_lifetime)
+end
 redis.call('HSET', sizes, hold_id, count)
 return {'ok', expires, max_extensions}

@@ -241,3 +241,12 @@ async def test_hold_ids_are_random_and_name_their_event(store: HoldStore) -> Non
     for forged in ("nonsense", f"{event.hex}.short", f"{event.hex}"):
         with pytest.raises(NotFound):
             event_of_hold(forged)
+
+
+async def test_an_owners_set_expires_with_its_longest_hold(store: HoldStore) -> None:
+    event, alice = uuid.uuid4(), uuid.uuid4()
+    await store.hold(event, alice, seats(1), POLICY, EMPTY)
+
+    ttl = await store.redis.pttl(keys.owner_holds(event, alice))
+
+    assert 0 < ttl <= POLICY.max_lifetime_ms

@@ -98,11 +98,13 @@ def test_maps_that_make_no_sense_are_refused(description: dict[str, Any], reason
 
 def test_the_cap_counts_seats_before_building_any() -> None:
     assert len(_plan(seat_map(A=[block(("1", "10"), (1, 10))]), max_seats=100)) == 100
-    with pytest.raises(InvalidInput, match="describes 101 seats; an event has at most 100"):
+    with pytest.raises(
+        InvalidInput, match="describes at least 101 seats; an event has at most 100"
+    ):
         _plan(seat_map(A=[block(("1", "10"), (1, 10))], B=[block(["1"], [1])]), max_seats=100)
-    # A million seats are refused from the arithmetic alone.
+    # 500 million seats are refused at the first block past the cap, the rest never built.
     huge = seat_map(**{f"S{i}": [block(("1", "1000"), (1, 1000))] for i in range(500)})
-    with pytest.raises(InvalidInput, match="describes 500000000 seats"):
+    with pytest.raises(InvalidInput, match="describes at least 1000000 seats"):
         _plan(huge)
 
 
@@ -326,3 +328,10 @@ async def test_a_seat_taken_during_a_change_stops_the_change(
             )
         await session.rollback()
     assert await count_rows(engine, "seats", event["id"]) == 10
+
+
+def test_absurd_or_exotic_row_ranges_are_refused_without_building_them() -> None:
+    with pytest.raises(InvalidInput, match="at most 1000 rows per block"):
+        _plan(seat_map(A=[block(("1", "99999999999999999999"), (1, 2))]))
+    with pytest.raises(InvalidInput, match="list the rows instead"):
+        _plan(seat_map(A=[block(("1", "²"), (1, 2))]))

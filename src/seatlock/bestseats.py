@@ -28,7 +28,9 @@ class SeatSpot:
 def _natural(text: str) -> tuple[tuple[int, int | str], ...]:
     # Row "10" comes after row "9", and "A" before "B".
     return tuple(
-        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", text) if part
+        (0, int(part)) if part.isascii() and part.isdecimal() else (1, part)
+        for part in re.split(r"(\d+)", text)
+        if part
     )
 
 

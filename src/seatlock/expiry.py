@@ -13,9 +13,8 @@ import contextlib
 import logging
 import uuid
 from collections import defaultdict
-from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock import idempotency
@@ -35,7 +34,8 @@ async def expire_due_bookings(session: AsyncSession, store: HoldStore) -> int:
             select(Booking)
             .where(
                 Booking.status == BookingStatus.PENDING_PAYMENT,
-                Booking.payment_deadline < datetime.now(UTC),
+                # PostgreSQL's clock decides payment windows, whichever host sweeps.
+                Booking.payment_deadline < func.now(),
             )
             .order_by(Booking.payment_deadline)
             .limit(BATCH)

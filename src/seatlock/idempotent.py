@@ -42,6 +42,10 @@ async def run_idempotently(
     try:
         result = await work()
     except DomainError as error:
+        if error.status >= 500:
+            # "Unavailable, retry shortly" must not be replayed to the retry it asks for.
+            await idempotency.abandon(session, started)
+            raise
         problem = from_domain_error(error).to_response(request)
         stored = idempotency.StoredResponse(
             error.status, msgspec.json.encode(problem.content), str(problem.media_type)

@@ -81,13 +81,15 @@ def _row_labels(rows: list[str] | RowRange, where: str) -> list[str]:
     if isinstance(rows, list):
         return rows
     first, last = rows.first, rows.last
-    if first.isdigit() and last.isdigit():
+    if _is_number(first) and _is_number(last):
+        _check_row_count(int(last) - int(first) + 1, first, last, where)
         # "01".."12" keeps the width of its first label; "1".."12" has none.
         width = len(first) if first.startswith("0") else 0
         labels = [str(n).zfill(width) for n in range(int(first), int(last) + 1)]
     elif len(first) == len(last) == 1 and first.isalpha() and last.isalpha():
         if first.isupper() != last.isupper():
             raise InvalidInput(f"{where}.rows: a letter range keeps one case", field=where)
+        _check_row_count(ord(last) - ord(first) + 1, first, last, where)
         labels = [chr(c) for c in range(ord(first), ord(last) + 1)]
     else:
         raise InvalidInput(
@@ -95,13 +97,22 @@ def _row_labels(rows: list[str] | RowRange, where: str) -> list[str]:
             f"to a letter; list the rows instead",
             field=where,
         )
-    if not labels:
+    return labels
+
+
+def _is_number(label: str) -> bool:
+    # ASCII digits only: "²".isdigit() is true, but int("²") fails.
+    return label.isascii() and label.isdecimal()
+
+
+def _check_row_count(count: int, first: str, last: str, where: str) -> None:
+    """Checked before any label is built, so that an absurd range costs nothing."""
+    if count < 1:
         raise InvalidInput(f"{where}.rows: the range {first}..{last} is empty", field=where)
-    if len(labels) > MAX_ROWS_PER_BLOCK:
+    if count > MAX_ROWS_PER_BLOCK:
         raise InvalidInput(
             f"{where}.rows: at most {MAX_ROWS_PER_BLOCK} rows per block", field=where
         )
-    return labels
 
 
 def _seat_numbers(seats: list[int] | SeatRange, where: str) -> Collection[int]:
@@ -149,13 +160,17 @@ def _blocks(seat_map: SeatMap, categories: Collection[str]) -> Iterator[_Expande
 def plan_seats(seat_map: SeatMap, categories: Collection[str], max_seats: int) -> Plan:
     """Every seat the map describes, checked for unknown categories, bad ranges,
     seats described twice and the per-event cap, before a single seat is built."""
-    blocks = list(_blocks(seat_map, categories))
-    total = sum(len(b.rows) * len(b.numbers) for b in blocks)
-    if total > max_seats:
-        raise InvalidInput(
-            f"seat_map: describes {total} seats; an event has at most {max_seats}",
-            field="seat_map",
-        )
+    blocks: list[_Expanded] = []
+    total = 0
+    for block in _blocks(seat_map, categories):
+        blocks.append(block)
+        total += len(block.rows) * len(block.numbers)
+        # Refused as soon as the count passes the cap, before later blocks are expanded.
+        if total > max_seats:
+            raise InvalidInput(
+                f"seat_map: describes at least {total} seats; an event has at most {max_seats}",
+                field="seat_map",
+            )
     plan: Plan = {}
     origin: dict[SeatKey, str] = {}
     for b in blocks:

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.bookings import best_effort, get_booking, take_seats
@@ -16,6 +17,8 @@ from seatlock.holds import HoldStore
 from seatlock.models import (
     Booking,
     BookingStatus,
+    Event,
+    EventStatus,
     Payment,
     PaymentMethod,
     PaymentStatus,
@@ -53,6 +56,9 @@ async def initiate_payment(
         raise NotFound("no such booking")
     if booking.status is not BookingStatus.PENDING_PAYMENT:
         raise Conflict(f"the booking is {booking.status.value.replace('_', ' ')}")
+    event_status = await session.scalar(select(Event.status).where(Event.id == booking.event_id))
+    if event_status is EventStatus.CANCELLED:
+        raise Conflict("the event was cancelled")
     provider = providers[method]
     payment = Payment(
         booking_id=booking.id, event_id=booking.event_id, user_id=principal.id, method=method,
@@ -105,14 +111,6 @@ async def receive_webhook(
     outcome = await provider.parse_webhook(raw_body, headers)
     if outcome.provider_event_id is None:
         raise InvalidCallback("the notification carries no id")
-    fresh = await session.scalar(
-        select(ProviderNotification).where(
-            ProviderNotification.provider == provider_name,
-            ProviderNotification.notification_id == outcome.provider_event_id,
-        )
-    )
-    if fresh is not None:
-        return  # a replay of a notification already handled
     payment_id = await session.scalar(
         select(Payment.id).where(
             Payment.provider == provider_name,
@@ -121,24 +119,42 @@ async def receive_webhook(
     )
     if payment_id is None:
         raise InvalidCallback("the notification names no payment of ours")
-    session.add(
-        ProviderNotification(provider=provider_name, notification_id=outcome.provider_event_id)
+    await settle(session, store, providers, payment_id, outcome, notification=provider_name)
+
+
+async def _first_notice(
+    session: AsyncSession, provider_name: str, notification_id: str | None
+) -> bool:
+    """Record a provider's notification in the settling transaction, so that it counts as
+    handled exactly when its effect is committed. False for a replay."""
+    if notification_id is None:
+        raise InvalidCallback("the notification carries no id")
+    recorded = await session.scalar(
+        insert(ProviderNotification)
+        .values(provider=provider_name, notification_id=notification_id)
+        .on_conflict_do_nothing()
+        .returning(ProviderNotification.notification_id)
     )
-    await session.commit()
-    await settle(session, store, providers, payment_id, outcome)
+    return recorded is not None
 
 
 async def settle(
     session: AsyncSession, store: HoldStore, providers: Providers, payment_id: uuid.UUID,
-    outcome: Outcome,
+    outcome: Outcome, notification: str | None = None,
 ) -> Payment:  # fmt: skip
-    """Apply a provider's outcome to a payment exactly once, however often it arrives."""
+    """Apply a provider's outcome to a payment exactly once, however often it arrives.
+    `notification` names the provider when the outcome came as a webhook."""
     payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
     assert payment is not None
     if outcome.provider_reference != payment.provider_reference:
         await session.rollback()
         raise InvalidCallback("the outcome is for another payment")
-    if payment.status is not PaymentStatus.INITIATED or outcome.status == "pending":
+    replay = notification is not None and not await _first_notice(
+        session, notification, outcome.provider_event_id
+    )
+    # A failed attempt is not final: the buyer may try another card on the same checkout.
+    open_statuses = (PaymentStatus.INITIATED, PaymentStatus.FAILED)
+    if replay or payment.status not in open_statuses or outcome.status == "pending":
         await session.commit()  # settled before, or nothing to settle: release the lock
         return payment
     if outcome.status == "failed":
@@ -164,15 +180,19 @@ async def settle(
 
 async def _confirm(session: AsyncSession, payment: Payment) -> list[uuid.UUID]:
     """Sell the booking's seats to a succeeded payment; returns them, or [] when the payment
-    must be refunded instead (the booking was cancelled, paid already, or its seats are gone)."""
+    must be refunded instead (the booking or its event was cancelled, the booking paid
+    already, or its seats are gone)."""
     booking = await session.get(
         Booking, payment.booking_id, with_for_update=True, populate_existing=True
     )
     assert booking is not None
     seats: list[uuid.UUID] = []
-    if booking.status is BookingStatus.PENDING_PAYMENT:
+    event_status = await session.scalar(select(Event.status).where(Event.id == booking.event_id))
+    # Nothing more is sold for a cancelled event: its payments are refunded.
+    on = event_status is not EventStatus.CANCELLED
+    if on and booking.status is BookingStatus.PENDING_PAYMENT:
         seats = await take_seats(session, booking, SeatState.RESERVED, SeatState.SOLD)
-    elif booking.status is BookingStatus.EXPIRED:
+    elif on and booking.status is BookingStatus.EXPIRED:
         # A late payment: the same seats, if every one of them is still free.
         savepoint = await session.begin_nested()
         seats = await take_seats(session, booking, SeatState.AVAILABLE, SeatState.SOLD)
@@ -184,7 +204,9 @@ async def _confirm(session: AsyncSession, payment: Payment) -> list[uuid.UUID]:
         payment.status = PaymentStatus.SUCCEEDED
     else:
         payment.status = PaymentStatus.REFUND_REQUIRED
-        payment.failure_reason = f"booking {booking.status.value}; seats not available"
+        payment.failure_reason = (
+            f"booking {booking.status.value}; seats not available" if on else "event cancelled"
+        )
     return seats
 
 

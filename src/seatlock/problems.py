@@ -121,10 +121,20 @@ def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
 # PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict:
 # nothing was written, and the same request can simply be sent again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+# Text PostgreSQL cannot store (a NUL character, an invalid byte sequence): bad input.
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
 def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
-    if getattr(exc.orig, "sqlstate", None) not in RETRYABLE_SQLSTATES:
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if sqlstate in UNSTORABLE_TEXT_SQLSTATES:
+        return ProblemDetailsException(
+            status_code=422,
+            type_=PROBLEM_BASE + "unstorable-text",
+            title="The request contains text that cannot be stored",
+            detail="Text fields may not contain NUL characters.",
+        )
+    if sqlstate not in RETRYABLE_SQLSTATES:
         return from_unhandled(exc)
     logger.warning("transaction aborted by PostgreSQL, answered 503: %s", exc.orig)
     return ProblemDetailsException(
