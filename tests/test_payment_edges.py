@@ -5,12 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import payments
 from seatlock.errors import Unavailable
+from seatlock.khalti import Khalti
+from seatlock.models import PaymentMethod
+from seatlock.settings import Settings
 from tests.buying import booked, hold, initiate, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
 from tests.factories import create_event
@@ -124,3 +128,21 @@ async def test_nul_characters_get_422_not_500(client: Client, make_user: UserFac
     assert search.status_code == 422
     assert register.status_code == 422
     assert register.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_currency_the_provider_does_not_take_is_refused_before_any_write(
+    client: Client, make_user: UserFactory, engine: AsyncEngine, settings: Settings
+) -> None:
+    event = await create_event(engine)  # priced in USD
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
+    async with httpx.AsyncClient() as http:
+        client.app.state.providers[PaymentMethod.KHALTI] = Khalti(settings, http)
+        response = await client.post(
+            "/api/payments/initiate", json={"booking_id": booking["id"], "method": "KHALTI"},
+            headers={**buyer, "Idempotency-Key": "npr-only"},
+        )  # fmt: skip
+
+    assert response.status_code == 422
+    assert "NPR" in response.json()["detail"]
+    assert await scalar(engine, "SELECT count(*) FROM payments") == 0

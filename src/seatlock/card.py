@@ -88,6 +88,7 @@ def _signature_header(headers: Mapping[str, str]) -> tuple[str, list[str]]:
 
 class Card:
     name = "stripe"
+    currencies: frozenset[str] | None = None
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._http = http

@@ -99,6 +99,7 @@ def _answer_fields(data: str) -> dict[str, str]:
 
 class Esewa:
     name = "esewa"
+    currencies: frozenset[str] | None = frozenset({CURRENCY})
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._http = http

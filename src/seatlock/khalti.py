@@ -57,6 +57,7 @@ class _Refunded(msgspec.Struct):
 
 class Khalti:
     name = "khalti"
+    currencies: frozenset[str] | None = frozenset({CURRENCY})
 
     def __init__(self, settings: Settings, http: httpx.AsyncClient) -> None:
         self._http = http

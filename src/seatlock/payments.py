@@ -60,6 +60,11 @@ async def initiate_payment(
     if event_status is EventStatus.CANCELLED:
         raise Conflict("the event was cancelled")
     provider = providers[method]
+    if provider.currencies is not None and booking.currency not in provider.currencies:
+        raise InvalidInput(
+            f"{method.value} takes {', '.join(sorted(provider.currencies))}; "
+            f"the booking is in {booking.currency}"
+        )
     payment = Payment(
         booking_id=booking.id, event_id=booking.event_id, user_id=principal.id, method=method,
         provider=provider.name, amount_minor=booking.total_minor, currency=booking.currency,

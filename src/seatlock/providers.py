@@ -77,6 +77,8 @@ class ProviderUnavailable(Unavailable):
 
 class PaymentProvider(Protocol):
     name: str
+    # The currencies the provider takes; None for any.
+    currencies: frozenset[str] | None
 
     async def initiate(self, checkout: Checkout) -> Initiated: ...
 

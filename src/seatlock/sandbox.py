@@ -83,6 +83,7 @@ def sign_callback(
 
 class Sandbox:
     name = "sandbox"
+    currencies: frozenset[str] | None = None
 
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.sandbox_secret
