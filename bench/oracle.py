@@ -75,6 +75,15 @@ async def check(engine: AsyncEngine, event_id: uuid.UUID, capacity: int) -> Verd
                 f"{seat.state.value} seat {seat.id} belongs to a {booking.status.value} booking"
             )
 
+    for booking in bookings.values():
+        if booking.status not in LIVE:
+            continue
+        problems += [
+            f"seat {seat_id} of {booking.status.value} booking {booking.id} is not its"
+            for seat_id in booking.seat_ids
+            if seat_id not in seats or seats[seat_id].booking_id != booking.id
+        ]
+
     sold = sum(1 for s in seats.values() if s.state is SeatState.SOLD)
     if sold > capacity or len(seats) > capacity:
         problems.append(f"{sold} seats sold of {len(seats)} seats, capacity {capacity}")

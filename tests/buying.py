@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from tests.conftest import Client
+from tests.factories import EventFixture, create_event
 
 
 async def hold(
@@ -77,3 +81,17 @@ async def pay(
     assert response.status_code == 200, response.text
     result: dict[str, Any] = response.json()
     return result
+
+
+async def paying(
+    client: Client,
+    make_user: Callable[..., Awaitable[dict[str, str]]],
+    engine: AsyncEngine,
+    seats: int = 1,
+) -> tuple[EventFixture, dict[str, str], dict[str, Any], dict[str, Any], dict[str, str]]:
+    """A buyer with a booking, an initiated payment and the sandbox's success callback."""
+    event = await create_event(engine)
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:seats])
+    payment = await initiate(client, buyer, booking["id"])
+    return event, buyer, booking, payment, await sandbox_callback(client, payment)

@@ -15,7 +15,7 @@ from seatlock.errors import Unavailable
 from seatlock.khalti import Khalti
 from seatlock.models import PaymentMethod
 from seatlock.settings import Settings
-from tests.buying import booked, hold, initiate, sandbox_callback, verify
+from tests.buying import booked, hold, initiate, paying, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
 from tests.factories import create_event
 
@@ -28,10 +28,7 @@ async def scalar(engine: AsyncEngine, query: str) -> Any:
 async def test_a_webhook_that_failed_to_settle_is_applied_when_resent(
     client: Client, make_user: UserFactory, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    event = await create_event(engine)
-    buyer = await make_user()
-    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
-    callback = await sandbox_callback(client, await initiate(client, buyer, booking["id"]))
+    *_, callback = await paying(client, make_user, engine)
     confirm = payments._confirm
 
     async def crash_once(*args: Any) -> Any:
@@ -70,11 +67,7 @@ async def test_a_declined_attempt_then_a_success_confirms(
 async def test_a_payment_for_a_cancelled_event_is_refunded(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
-    event = await create_event(engine)
-    buyer = await make_user()
-    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
-    payment = await initiate(client, buyer, booking["id"])
-    callback = await sandbox_callback(client, payment)
+    _, buyer, booking, payment, callback = await paying(client, make_user, engine)
     async with engine.begin() as conn:
         await conn.execute(text("UPDATE events SET status = 'cancelled'"))
 

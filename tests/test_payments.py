@@ -21,26 +21,15 @@ from seatlock.holds import HoldStore
 from seatlock.models import PaymentMethod, Role
 from seatlock.providers import Outcome
 from seatlock.settings import Settings
-from tests.buying import booked, initiate, pay, sandbox_callback, verify
+from tests.buying import booked, initiate, pay, paying, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
-from tests.factories import EventFixture, create_event
+from tests.factories import create_event
 from tests.oracle import assert_consistent
 
 
 async def scalar(engine: AsyncEngine, query: str, **params: Any) -> Any:
     async with engine.connect() as conn:
         return await conn.scalar(text(query), params)
-
-
-async def paying(
-    client: Client, make_user: UserFactory, engine: AsyncEngine, seats: int = 1
-) -> tuple[EventFixture, dict[str, str], dict[str, Any], dict[str, Any], dict[str, str]]:
-    """A buyer with a booking, an initiated payment and the sandbox's success callback."""
-    event = await create_event(engine)
-    buyer = await make_user()
-    booking = await booked(client, buyer, event.id, event.seat_ids[:seats])
-    payment = await initiate(client, buyer, booking["id"])
-    return event, buyer, booking, payment, await sandbox_callback(client, payment)
 
 
 async def expire_now(engine: AsyncEngine, store: HoldStore, booking_id: str) -> None:
