@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from itertools import groupby
+from operator import attrgetter
 
 MAX_CANDIDATES = 50
 
@@ -50,11 +51,15 @@ def _free_runs(row: list[SeatSpot]) -> Iterator[list[SeatSpot]]:
 
 def candidate_windows(spots: Iterable[SeatSpot], quantity: int) -> list[list[uuid.UUID]]:
     """Windows of `quantity` adjacent free seats, the best first."""
-    ordered = sorted(spots, key=lambda s: (_natural(s.section), _natural(s.row), s.number))
+    rows: dict[tuple[str, str], list[SeatSpot]] = defaultdict(list)
+    for spot in spots:
+        rows[(spot.section, spot.row)].append(spot)
+    # The natural order is worked out once per row, not once per seat.
+    ordered = sorted(rows, key=lambda place: (_natural(place[0]), _natural(place[1])))
     scored: list[tuple[tuple[int, int, int, int], list[uuid.UUID]]] = []
-    rows = groupby(ordered, key=lambda s: (s.section, s.row))
-    for row_index, (_, row_spots) in enumerate(rows):
-        for run in _free_runs(list(row_spots)):
+    for row_index, place in enumerate(ordered):
+        row_spots = sorted(rows[place], key=attrgetter("number"))
+        for run in _free_runs(row_spots):
             for offset in range(len(run) - quantity + 1):
                 left, right = offset, len(run) - offset - quantity
                 single_gaps = (left == 1) + (right == 1)

@@ -87,8 +87,10 @@ async def _spots(
     session: AsyncSession, store: HoldStore, event: EventFacts, category: str | None,
     section: str | None,
 ) -> list[SeatSpot]:  # fmt: skip
-    query = select(Seat.id, Seat.section, Seat.row, Seat.number, Seat.state).where(
-        Seat.event_id == event.id
+    # Only free seats: a taken seat leaves a gap in the numbering, which breaks a run of
+    # adjacent seats just as well, and the query shrinks as the sale goes on.
+    query = select(Seat.id, Seat.section, Seat.row, Seat.number).where(
+        Seat.event_id == event.id, Seat.state == SeatState.AVAILABLE
     )
     if section is not None:
         query = query.where(Seat.section == section)
@@ -98,8 +100,8 @@ async def _spots(
         )
     held = await store.held_seats(event.id)
     return [
-        SeatSpot(seat_id, sec, row, number, state is SeatState.AVAILABLE and seat_id not in held)
-        for seat_id, sec, row, number, state in await session.execute(query)
+        SeatSpot(seat_id, sec, row, number, seat_id not in held)
+        for seat_id, sec, row, number in await session.execute(query)
     ]
 
 
