@@ -37,7 +37,7 @@ import uvloop
 
 from bench.recorder import summary
 from seatlock import keys
-from seatlock.embedded import EmbeddedValkey, create_cluster
+from seatlock.embedded_valkey import EmbeddedValkey, create_cluster
 from seatlock.holds import new_hold_id
 from seatlock.redis_client import connect_redis
 from seatlock.scripts import LUA_DIR, load_scripts, register_scripts

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 
 from seatlock import migrate
-from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey, free_port
+from seatlock.embedded import EmbeddedPostgres, free_port
+from seatlock.embedded_valkey import EmbeddedValkey
 
 REPO = Path(__file__).resolve().parent.parent
 # Long enough for every HMAC algorithm; only the benchmark's own servers use it.

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock import db, migrate
 from seatlock.app import create_app
-from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey, create_cluster
+from seatlock.embedded import EmbeddedPostgres
+from seatlock.embedded_valkey import EmbeddedValkey, create_cluster
 from seatlock.holds import HoldStore
 from seatlock.models import Base, Role
 from seatlock.scripts import register_scripts

@@ -13,7 +13,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import create_app
-from seatlock.embedded import EmbeddedValkey
+from seatlock.embedded_valkey import EmbeddedValkey
 from seatlock.settings import Settings
 from tests.conftest import UserFactory
 from tests.factories import create_event

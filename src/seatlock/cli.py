@@ -16,7 +16,8 @@ import msgspec
 import uvicorn
 
 from seatlock import db, migrate
-from seatlock.embedded import EmbeddedPostgres, EmbeddedValkey
+from seatlock.embedded import EmbeddedPostgres
+from seatlock.embedded_valkey import EmbeddedValkey
 from seatlock.errors import Conflict
 from seatlock.models import Role
 from seatlock.schemas import Email, Name, Password
