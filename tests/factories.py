@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.models import Event, EventStatus, PriceCategory, Role, Seat, User
@@ -92,3 +92,9 @@ async def create_event(
         )  # fmt: skip
         await conn.execute(insert(Seat), seat_rows)
     return fixture
+
+
+async def scalar(engine: AsyncEngine, query: str, **params: Any) -> Any:
+    """One value read straight from PostgreSQL."""
+    async with engine.connect() as conn:
+        return await conn.scalar(text(query), params)

@@ -13,6 +13,7 @@ import sqlalchemy
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bench.sale import mint_accounts
 from seatlock import bookings
 from seatlock.bookings import SeatsTaken
 from seatlock.hold_requests import taken_snapshot
@@ -21,7 +22,7 @@ from seatlock.models import Role
 from seatlock.settings import Settings
 from seatlock.tokens import Principal
 from tests.factories import create_event
-from tests.live_server import create_buyers, live_server
+from tests.live_server import live_server
 from tests.oracle import assert_consistent, double_sold_seats
 
 SHORT = HoldPolicy(ttl_ms=300, max_extensions=0, max_lifetime_ms=300, seat_cap=10)
@@ -91,7 +92,7 @@ async def test_flushall_in_the_middle_of_a_sale_sells_no_seat_twice(
 ) -> None:
     event = await create_event(engine, rows=2, seats_per_row=10)
     seat_ids = [str(s) for s in event.seat_ids]
-    buyers = await create_buyers(engine, settings, 60)
+    buyers = await mint_accounts(engine, settings.jwt_secret, 60)
     chooser = random.Random(11)
 
     async def buy(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
@@ -133,7 +134,7 @@ async def test_many_buyers_booking_overlapping_seats_over_http(
 ) -> None:
     event = await create_event(engine, rows=3, seats_per_row=10)
     seat_ids = [str(s) for s in event.seat_ids]
-    buyers = await create_buyers(engine, settings, 120)
+    buyers = await mint_accounts(engine, settings.jwt_secret, 120)
     chooser = random.Random(3)
     wanted = [chooser.sample(seat_ids, chooser.randint(1, 3)) for _ in buyers]
 

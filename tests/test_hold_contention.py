@@ -9,11 +9,12 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.sale import mint_accounts
 from seatlock.holds import HoldStore
 from seatlock.scripts import register_scripts
 from seatlock.settings import Settings
 from tests.factories import create_event
-from tests.live_server import create_buyers, live_server
+from tests.live_server import live_server
 
 BUYERS = 200
 SEATS = 50
@@ -25,7 +26,7 @@ async def test_overlapping_holds_never_share_a_seat(
     event = await create_event(engine, rows=5, seats_per_row=10)
     seat_ids = [str(s) for s in event.seat_ids]
     assert len(seat_ids) == SEATS
-    buyers = await create_buyers(engine, settings, BUYERS)
+    buyers = await mint_accounts(engine, settings.jwt_secret, BUYERS)
     chooser = random.Random(7)
     wanted = [chooser.sample(seat_ids, chooser.randint(1, 4)) for _ in range(BUYERS)]
 

@@ -17,12 +17,7 @@ from seatlock.models import PaymentMethod
 from seatlock.settings import Settings
 from tests.buying import booked, hold, initiate, paying, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
-from tests.factories import create_event
-
-
-async def scalar(engine: AsyncEngine, query: str) -> Any:
-    async with engine.connect() as conn:
-        return await conn.scalar(text(query))
+from tests.factories import create_event, scalar
 
 
 async def test_a_webhook_that_failed_to_settle_is_applied_when_resent(

@@ -23,13 +23,8 @@ from seatlock.providers import Outcome
 from seatlock.settings import Settings
 from tests.buying import booked, initiate, pay, paying, sandbox_callback, verify
 from tests.conftest import Client, UserFactory
-from tests.factories import create_event
+from tests.factories import create_event, scalar
 from tests.oracle import assert_consistent
-
-
-async def scalar(engine: AsyncEngine, query: str, **params: Any) -> Any:
-    async with engine.connect() as conn:
-        return await conn.scalar(text(query), params)
 
 
 async def expire_now(engine: AsyncEngine, store: HoldStore, booking_id: str) -> None:

@@ -105,17 +105,22 @@ def from_unhandled(exc: Exception) -> ProblemDetailsException:
     )
 
 
-def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
-    # Every database connection of this process stayed busy past the pool timeout: an
-    # overload to retry after, not a fault.
-    logger.warning("no database connection free in time: %s", exc)
+def _retry_soon(detail: str) -> ProblemDetailsException:
+    """503 for a request that changed nothing and can simply be sent again."""
     return ProblemDetailsException(
         status_code=503,
         type_="about:blank",
         title=_phrase(503),
-        detail="The service is busy; please retry shortly.",
+        detail=detail,
         headers={"Retry-After": "1"},
     )
+
+
+def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
+    # Every database connection of this process stayed busy past the pool timeout: an
+    # overload to retry after, not a fault.
+    logger.warning("no database connection free in time: %s", exc)
+    return _retry_soon("The service is busy; please retry shortly.")
 
 
 # PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict:
@@ -137,13 +142,7 @@ def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
     if sqlstate not in RETRYABLE_SQLSTATES:
         return from_unhandled(exc)
     logger.warning("transaction aborted by PostgreSQL, answered 503: %s", exc.orig)
-    return ProblemDetailsException(
-        status_code=503,
-        type_="about:blank",
-        title=_phrase(503),
-        detail="The request collided with another one and changed nothing; please retry.",
-        headers={"Retry-After": "1"},
-    )
+    return _retry_soon("The request collided with another one and changed nothing; please retry.")
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:
