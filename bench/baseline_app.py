@@ -22,9 +22,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seatlock import db
+from seatlock.auth.tokens import Principal, read_access_token
 from seatlock.errors import Unauthorized
 from seatlock.settings import Settings, read_settings
-from seatlock.tokens import Principal, read_access_token
 
 MAX_SEATS = 10
 
@@ -120,12 +120,16 @@ async def _book(
         await conn.execute(
             INSERT_BOOKING,
             {
-                "id": booking_id, "event": event_id, "user": principal.id,
-                "hold": f"baseline.{booking_id.hex}", "seats": seat_ids,
-                "total": sum(r.price_minor for r in rows), "currency": rows[0].currency,
+                "id": booking_id,
+                "event": event_id,
+                "user": principal.id,
+                "hold": f"baseline.{booking_id.hex}",
+                "seats": seat_ids,
+                "total": sum(r.price_minor for r in rows),
+                "currency": rows[0].currency,
                 "deadline": datetime.now(UTC) + timedelta(seconds=event.payment_window_seconds),
             },
-        )  # fmt: skip
+        )
         await conn.execute(RESERVE, {"booking": booking_id, "event": event_id, "ids": seat_ids})
     return BookingOut(booking_id, seat_ids, sum(r.price_minor for r in rows), rows[0].currency)
 

@@ -150,9 +150,10 @@ def seatlock_reserve(event_id: str) -> Reserve:
         hold = response.json()
         started = time.perf_counter()
         response = await client.post(
-            "/api/bookings", json={"hold_id": hold["id"]},
+            "/api/bookings",
+            json={"hold_id": hold["id"]},
             headers={**buyer, "Idempotency-Key": str(uuid.uuid4())},
-        )  # fmt: skip
+        )
         recorder.latency("book", started)
         if response.status_code == 409:
             recorder.conflicts["book"] += 1
@@ -201,9 +202,10 @@ async def pay(
     """Pay a booking through the sandbox provider, as a frontend would."""
     started = time.perf_counter()
     response = await client.post(
-        "/api/payments/initiate", json={"booking_id": booking_id, "method": "CARD"},
+        "/api/payments/initiate",
+        json={"booking_id": booking_id, "method": "CARD"},
         headers={**buyer, "Idempotency-Key": str(uuid.uuid4())},
-    )  # fmt: skip
+    )
     recorder.latency("initiate", started)
     if response.status_code != 201:
         _failed(recorder, "initiate", response)
@@ -229,9 +231,14 @@ async def pay(
 
 
 async def buyer_loop(
-    shopper: Shopper, board: Board, reserve: Reserve, recorder: Recorder, rng: random.Random,
-    deadline: float, capacity: int,
-) -> None:  # fmt: skip
+    shopper: Shopper,
+    board: Board,
+    reserve: Reserve,
+    recorder: Recorder,
+    rng: random.Random,
+    deadline: float,
+    capacity: int,
+) -> None:
     while time.perf_counter() < deadline:
         ask = board.pick(rng)
         if ask is None:

@@ -29,11 +29,12 @@ import httpx
 from sqlalchemy import NullPool, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from bench import oracle, report, sale
+from bench import report, sale
 from bench.buyers import Board, Shopper, baseline_reserve, buyer_loop, seatlock_reserve
 from bench.recorder import Recorder
-from bench.servers import SERVERS, Backends, app_server, embedded_backends
 from seatlock.models import Role
+from seatlock.testing import accounts, oracle
+from seatlock.testing.servers import SERVERS, Backends, app_server, embedded_backends
 
 MODES = ("redis", "baseline")
 # Pending statistics of idle backends reach pg_stat_database within this many seconds.
@@ -122,9 +123,13 @@ async def _progress(
 
 
 async def run_mode(
-    mode: str, options: Options, target: Target, engine: AsyncEngine,
-    organizer: dict[str, str], buyers: list[dict[str, str]],
-) -> dict[str, Any]:  # fmt: skip
+    mode: str,
+    options: Options,
+    target: Target,
+    engine: AsyncEngine,
+    organizer: dict[str, str],
+    buyers: list[dict[str, str]],
+) -> dict[str, Any]:
     async with AsyncExitStack() as stack:
         setup = await stack.enter_async_context(_client(target.service, 4))
         event_id, seats = await sale.create_event(
@@ -181,11 +186,11 @@ async def measure(options: Options, target: Target) -> dict[str, Any]:
         async with _client(target.service, 32) as client:
             if target.owned and target.jwt_secret:
                 secret = target.jwt_secret
-                (organizer,) = await sale.mint_accounts(engine, secret, 1, Role.ORGANIZER)
-                buyers = await sale.mint_accounts(engine, secret, options.buyers)
+                (organizer,) = await accounts.mint_accounts(engine, secret, 1, Role.ORGANIZER)
+                buyers = await accounts.mint_accounts(engine, secret, options.buyers)
             else:
-                (organizer,) = await sale.register_accounts(client, engine, 1, Role.ORGANIZER)
-                buyers = await sale.register_accounts(client, engine, options.buyers)
+                (organizer,) = await accounts.register_accounts(client, engine, 1, Role.ORGANIZER)
+                buyers = await accounts.register_accounts(client, engine, options.buyers)
         modes = {}
         for mode in options.modes:
             print(f"{mode}: {options.buyers} buyers, {options.seats} seats", file=sys.stderr)
@@ -268,12 +273,18 @@ def main(argv: list[str] | None = None) -> int:
         if url and not url.startswith(("http://127.0.0.1", "http://localhost")):
             raise SystemExit("load tests only target this machine (127.0.0.1)")
     options = Options(
-        seats=args.seats, buyers=args.buyers, duration=args.duration, workers=args.workers,
+        seats=args.seats,
+        buyers=args.buyers,
+        duration=args.duration,
+        workers=args.workers,
         server=args.server,
-        modes=MODES if args.mode == "both" else (args.mode,), base_url=args.base_url,
-        baseline_url=args.baseline_url, database_url=args.database_url,
-        jwt_secret=args.jwt_secret, seed=args.seed,
-    )  # fmt: skip
+        modes=MODES if args.mode == "both" else (args.mode,),
+        base_url=args.base_url,
+        baseline_url=args.baseline_url,
+        database_url=args.database_url,
+        jwt_secret=args.jwt_secret,
+        seed=args.seed,
+    )
     result = run(options)
     print(report.markdown(result))
     if args.json_path:

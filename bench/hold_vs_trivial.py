@@ -22,8 +22,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import httpx
 
-from bench import loadgen, sale
-from bench.servers import SERVERS, Backends, app_server, embedded_backends
+from bench import loadgen
+from seatlock.testing import accounts
+from seatlock.testing.servers import SERVERS, Backends, app_server, embedded_backends
 
 SEATS = 20_000
 SEATS_PER_BUYER = 10  # the event's default max_seats_per_booking
@@ -31,7 +32,7 @@ SEATS_PER_BUYER = 10  # the event's default max_seats_per_booking
 
 async def measure(base_url: str, backends: Backends, concurrency: int, seconds: float) -> Any:
     async with loadgen.event_on_sale(base_url, backends, SEATS) as (engine, event_id, seats):
-        buyers = await sale.mint_accounts(engine, backends.jwt_secret, SEATS // SEATS_PER_BUYER)
+        buyers = await accounts.mint_accounts(engine, backends.jwt_secret, SEATS // SEATS_PER_BUYER)
         free = iter(range(len(seats)))
         used_up: list[bool] = []
 

@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from bench import sale
 from bench.buyers import SeatInfo
 from bench.recorder import summary
-from bench.servers import Backends
 from seatlock.models import Role
+from seatlock.testing import accounts
+from seatlock.testing.servers import Backends
 
 Call = Callable[[httpx.AsyncClient, int], Awaitable[bool]]
 
@@ -47,9 +48,12 @@ def client(base_url: str) -> httpx.AsyncClient:
 
 
 async def phase(
-    name: str, clients: list[httpx.AsyncClient], seconds: float, call: Call,
+    name: str,
+    clients: list[httpx.AsyncClient],
+    seconds: float,
+    call: Call,
     stop_when: Callable[[], bool] = lambda: False,
-) -> Phase:  # fmt: skip
+) -> Phase:
     """Every client calls back to back for `seconds` (or until `stop_when`)."""
     result = Phase(name, 0, 0, 0.0, [])
     started = time.perf_counter()
@@ -74,7 +78,7 @@ async def event_on_sale(
 ) -> AsyncIterator[tuple[AsyncEngine, str, list[SeatInfo]]]:
     engine = create_async_engine(backends.database_url, poolclass=NullPool)
     try:
-        (organizer,) = await sale.mint_accounts(engine, backends.jwt_secret, 1, Role.ORGANIZER)
+        (organizer,) = await accounts.mint_accounts(engine, backends.jwt_secret, 1, Role.ORGANIZER)
         async with client(base_url) as http:
             event_id, seat_list = await sale.create_event(http, organizer, seats, "Micro")
         yield engine, event_id, seat_list

@@ -37,10 +37,10 @@ import uvloop
 
 from bench.recorder import summary
 from seatlock import keys
-from seatlock.embedded_valkey import EmbeddedValkey, create_cluster
-from seatlock.holds import new_hold_id
+from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
+from seatlock.holds.scripts import LUA_DIR, load_scripts, register_scripts
+from seatlock.holds.store import new_hold_id
 from seatlock.redis_client import connect_redis
-from seatlock.scripts import LUA_DIR, load_scripts, register_scripts
 from seatlock.settings import Settings
 
 # One script call: keys and arguments in, the script's answer out.
@@ -184,12 +184,15 @@ async def _phase(
     await asyncio.gather(
         *(
             _caller(
-                scripts, event_id, [str(uuid.uuid4()) for _ in range(seats)],
-                started + seconds, tally,
+                scripts,
+                event_id,
+                [str(uuid.uuid4()) for _ in range(seats)],
+                started + seconds,
+                tally,
             )
             for _ in range(callers)
         )
-    )  # fmt: skip
+    )
     tally.seconds = time.perf_counter() - started
     return tally
 
@@ -260,8 +263,10 @@ def main() -> int:
         / sum(1 for r in rounds if r["client"] == name)
         for name in CLIENTS
     }
-    print(f"\nmean holds/s: {', '.join(f'{n} {v:.1f}' for n, v in mean.items())}; "
-          f"coredis / redis-py: {mean['coredis'] / mean['redis-py']:.2f}")  # fmt: skip
+    print(
+        f"\nmean holds/s: {', '.join(f'{n} {v:.1f}' for n, v in mean.items())}; "
+        f"coredis / redis-py: {mean['coredis'] / mean['redis-py']:.2f}"
+    )
     if args.json_path:
         result = {"config": vars(args), "rounds": rounds, "mean_holds_per_s": mean}
         Path(args.json_path).write_text(json.dumps(result, indent=2))

@@ -8,8 +8,8 @@ import os
 import platform
 from typing import Any
 
-from bench.oracle import Verdict
 from bench.recorder import Recorder, summary
+from seatlock.testing.oracle import Verdict
 
 DESIGNS = {
     "redis": ("Redis hold, then booking transaction", "hold"),
@@ -23,9 +23,13 @@ def _rate(count: float, seconds: float) -> float:
 
 
 def mode_report(
-    mode: str, recorder: Recorder, elapsed: float, capacity: int, pg_transactions: int,
+    mode: str,
+    recorder: Recorder,
+    elapsed: float,
+    capacity: int,
+    pg_transactions: int,
     verdict: Verdict,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     design, step = DESIGNS[mode]
     attempts = len(recorder.contended)
     sold = verdict.sold_seats
@@ -117,8 +121,13 @@ def machine() -> dict[str, Any]:
             )
     except OSError:
         pass
-    return {"cpus": os.cpu_count(), "cpu_model": model, "memory": memory,
-            "python": platform.python_version(), "system": platform.platform()}  # fmt: skip
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory": memory,
+        "python": platform.python_version(),
+        "system": platform.platform(),
+    }
 
 
 def _cell(value: Any) -> str:
@@ -143,27 +152,40 @@ def markdown(report: dict[str, Any]) -> str:
 
     pick = [modes[n] for n in names]
     row("contended step", [m["contended_step"] for m in pick])
-    row("holds/s (baseline: locking txns/s)", [m["contended_per_s"] for m in pick],
-        ratios.get("contended_per_s"))  # fmt: skip
+    row(
+        "holds/s (baseline: locking txns/s)",
+        [m["contended_per_s"] for m in pick],
+        ratios.get("contended_per_s"),
+    )
     row("contended attempts/s", [m["contended_attempts_per_s"] for m in pick])
     row("checkouts/s", [m["checkouts_per_s"] for m in pick], ratios.get("checkouts_per_s"))
     row("checkouts", [m["checkouts"] for m in pick])
     row("seats sold", [f"{m['seats_sold']}/{m['seats']}" for m in pick])
-    row("time to sell out (s)", [m["time_to_sell_out_s"] for m in pick],
-        ratios.get("time_to_sell_out"))  # fmt: skip
+    row(
+        "time to sell out (s)",
+        [m["time_to_sell_out_s"] for m in pick],
+        ratios.get("time_to_sell_out"),
+    )
     row("conflicts (409)", [m["conflicts_total"] for m in pick])
     row("errors", [m["errors_total"] for m in pick])
     for q in ("p50", "p95", "p99"):
-        row(f"contended step {q} (ms)", [m["contended_latency_ms"][q] for m in pick],
-            ratios.get("contended_p99") if q == "p99" else None)  # fmt: skip
+        row(
+            f"contended step {q} (ms)",
+            [m["contended_latency_ms"][q] for m in pick],
+            ratios.get("contended_p99") if q == "p99" else None,
+        )
     for endpoint in ENDPOINTS:
         if any(endpoint in m["latency_ms"] for m in pick):
             for q in ("p50", "p95", "p99"):
-                row(f"{endpoint} {q} (ms)",
-                    [m["latency_ms"].get(endpoint, {}).get(q) for m in pick])  # fmt: skip
+                row(
+                    f"{endpoint} {q} (ms)", [m["latency_ms"].get(endpoint, {}).get(q) for m in pick]
+                )
     row("PG transactions", [m["pg_transactions"] for m in pick])
-    row("PG transactions per sold seat", [m["pg_transactions_per_sold_seat"] for m in pick],
-        ratios.get("pg_transactions_per_sold_seat"))  # fmt: skip
+    row(
+        "PG transactions per sold seat",
+        [m["pg_transactions_per_sold_seat"] for m in pick],
+        ratios.get("pg_transactions_per_sold_seat"),
+    )
     row("oracle", ["passed" if m["oracle"]["passed"] else "FAILED" for m in pick])
     targets = report["comparison"]["targets"]
     lines.append("")
@@ -184,10 +206,17 @@ def plot(report: dict[str, Any], path: str) -> bool:
     for name, mode in report["modes"].items():
         seconds = [p["second"] for p in mode["timeline"]]
         top.plot(seconds, [p["checkouts"] for p in mode["timeline"]], label=f"{name} checkouts/s")
-        top.plot(seconds, [p["contended_attempts"] for p in mode["timeline"]], linestyle="--",
-                 label=f"{name} {mode['contended_step']} attempts/s")  # fmt: skip
-        bottom.plot(seconds, [p["contended_p99_ms"] for p in mode["timeline"]],
-                    label=f"{name} {mode['contended_step']} p99")  # fmt: skip
+        top.plot(
+            seconds,
+            [p["contended_attempts"] for p in mode["timeline"]],
+            linestyle="--",
+            label=f"{name} {mode['contended_step']} attempts/s",
+        )
+        bottom.plot(
+            seconds,
+            [p["contended_p99_ms"] for p in mode["timeline"]],
+            label=f"{name} {mode['contended_step']} p99",
+        )
     top.set_ylabel("per second")
     bottom.set_ylabel("p99 latency (ms)")
     bottom.set_xlabel("seconds since the sale opened")

@@ -23,8 +23,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import httpx
 
-from bench import loadgen, sale
-from bench.servers import SERVERS, Backends, app_server, embedded_backends
+from bench import loadgen
+from seatlock.testing import accounts
+from seatlock.testing.servers import SERVERS, Backends, app_server, embedded_backends
 
 SEATS = 20_000
 
@@ -33,7 +34,7 @@ async def measure(
     base_url: str, backends: Backends, readers: int, churners: int, seconds: float
 ) -> dict[str, Any]:
     async with loadgen.event_on_sale(base_url, backends, SEATS) as (engine, event_id, seats):
-        buyers = await sale.mint_accounts(engine, backends.jwt_secret, churners)
+        buyers = await accounts.mint_accounts(engine, backends.jwt_secret, churners)
         sizes: list[int] = []
         held_seen: list[int] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -27,7 +28,8 @@ async def _run_online(url: str) -> None:
 
 
 def run() -> None:
-    url = context.config.attributes["database_url"]
+    # `seatlock migrate` passes the URL; the alembic command line reads DATABASE_URL.
+    url = context.config.attributes.get("database_url") or os.environ["DATABASE_URL"]
     if context.is_offline_mode():
         context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
         with context.begin_transaction():

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import Client
+from tests.clients import Client
 from tests.factories import EventFixture, create_event
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -18,18 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock import db, migrate
 from seatlock.app import create_app
-from seatlock.embedded import EmbeddedPostgres
-from seatlock.embedded_valkey import EmbeddedValkey, create_cluster
-from seatlock.holds import HoldStore
+from seatlock.embedded.postgres import EmbeddedPostgres
+from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
+from seatlock.holds.scripts import register_scripts
+from seatlock.holds.store import HoldStore
 from seatlock.models import Base, Role
-from seatlock.scripts import register_scripts
 from seatlock.settings import Settings
-
-TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
-PASSWORD = "correct horse battery staple"
-
-Client = AsyncTestClient[Litestar]
-UserFactory = Callable[..., Awaitable[dict[str, str]]]
+from tests.clients import PASSWORD, TEST_SECRET, Client, UserFactory
 
 
 @pytest.fixture(scope="session")

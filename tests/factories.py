@@ -86,10 +86,13 @@ async def create_event(
         await conn.execute(insert(Event).values(**event_values))
         await conn.execute(
             insert(PriceCategory).values(
-                id=category_id, event_id=event_id, name="Standard", price_minor=price_minor,
+                id=category_id,
+                event_id=event_id,
+                name="Standard",
+                price_minor=price_minor,
                 currency="USD",
             )
-        )  # fmt: skip
+        )
         await conn.execute(insert(Seat), seat_rows)
     return fixture
 

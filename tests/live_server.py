@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench.servers import Backends, uvicorn_server
 from seatlock.settings import Settings
+from seatlock.testing.servers import Backends, uvicorn_server
 
 
 @contextmanager

@@ -8,8 +8,8 @@ from collections import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bench.oracle import LIVE, check
 from seatlock.models import Booking
+from seatlock.testing.oracle import LIVE, check
 
 # Tests check consistency, not an event's size.
 UNBOUNDED = 10**9

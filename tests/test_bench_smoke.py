@@ -6,12 +6,31 @@ from __future__ import annotations
 from bench import flash_sale, report
 
 MODE_FIELDS = {
-    "mode", "design", "contended_step", "elapsed_s", "contended_attempts",
-    "contended_successes", "contended_attempts_per_s", "contended_per_s", "checkouts",
-    "checkouts_per_s", "seats", "seats_sold", "sold_out", "time_to_sell_out_s", "conflicts",
-    "conflicts_total", "errors", "errors_total", "latency_ms", "contended_latency_ms",
-    "pg_transactions", "pg_transactions_per_sold_seat", "oracle", "timeline",
-}  # fmt: skip
+    "mode",
+    "design",
+    "contended_step",
+    "elapsed_s",
+    "contended_attempts",
+    "contended_successes",
+    "contended_attempts_per_s",
+    "contended_per_s",
+    "checkouts",
+    "checkouts_per_s",
+    "seats",
+    "seats_sold",
+    "sold_out",
+    "time_to_sell_out_s",
+    "conflicts",
+    "conflicts_total",
+    "errors",
+    "errors_total",
+    "latency_ms",
+    "contended_latency_ms",
+    "pg_transactions",
+    "pg_transactions_per_sold_seat",
+    "oracle",
+    "timeline",
+}
 
 
 def test_tiny_flash_sale_in_both_modes_passes_the_oracle() -> None:
@@ -32,8 +51,11 @@ def test_tiny_flash_sale_in_both_modes_passes_the_oracle() -> None:
     assert "lock_txn" in result["modes"]["baseline"]["latency_ms"]
     ratios = result["comparison"]["ratios"]
     assert set(ratios) == {
-        "checkouts_per_s", "contended_per_s", "contended_p99", "time_to_sell_out",
+        "checkouts_per_s",
+        "contended_per_s",
+        "contended_p99",
+        "time_to_sell_out",
         "pg_transactions_per_sold_seat",
-    }  # fmt: skip
+    }
     assert "zero_oversold_and_oracle_passed" in result["comparison"]["targets"]
     assert report.markdown(result).startswith("| metric |")

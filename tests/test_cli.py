@@ -18,11 +18,12 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock import cli, embedded
-from seatlock.embedded import EmbeddedPostgres, free_port
+from seatlock import cli
+from seatlock.embedded.host import free_port, running_as_root
+from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.models import Role, User
 from seatlock.settings import Settings
-from tests.conftest import PASSWORD, Client
+from tests.clients import PASSWORD, Client
 
 ADMIN_EMAIL = "root@example.test"
 # Only what a user's shell would have: no server URLs, no seatlock settings.
@@ -125,10 +126,18 @@ async def test_create_admin_command_reads_the_password_without_echoing_it(
 ) -> None:
     # A new session has no terminal, so getpass falls back to reading standard input.
     process = await asyncio.create_subprocess_exec(
-        _seatlock(), "create-admin", "--email", ADMIN_EMAIL, "--name", "Root Admin",
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=_bare_environment(DATABASE_URL=settings.database_url), start_new_session=True,
-    )  # fmt: skip
+        _seatlock(),
+        "create-admin",
+        "--email",
+        ADMIN_EMAIL,
+        "--name",
+        "Root Admin",
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_bare_environment(DATABASE_URL=settings.database_url),
+        start_new_session=True,
+    )
     stdout, stderr = await process.communicate(f"{PASSWORD}\n{PASSWORD}\n".encode())
     assert process.returncode == 0, stderr.decode()
     assert f"admin {ADMIN_EMAIL} created" in stdout.decode()
@@ -239,7 +248,7 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     pidfile = path / "valkey" / "valkey.pid"
     if pidfile.exists():
         os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-    if embedded._running_as_root():
+    if running_as_root():
         shutil.rmtree(postgres.data_dir.parent, ignore_errors=True)
 
 

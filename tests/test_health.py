@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tests.conftest import Client
+from tests.clients import Client
 
 
 async def test_live_answers_ok(client: Client) -> None:

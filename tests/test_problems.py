@@ -16,12 +16,12 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import create_app
+from seatlock.bodies import Body
 from seatlock.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, Unavailable
 from seatlock.models import User
 from seatlock.problems import problem_details_plugin
-from seatlock.schemas import Body
 from seatlock.settings import Settings
-from tests.conftest import PASSWORD, Client
+from tests.clients import PASSWORD, Client
 
 SECRET_DETAIL = "password=hunter2 at /srv/seatlock/internal.py"
 BODY_LIMIT = 512

@@ -21,9 +21,14 @@ booking_status = postgresql.ENUM(
     "pending_payment", "confirmed", "cancelled", "expired", name="booking_status", create_type=False
 )
 payment_status = postgresql.ENUM(
-    "initiated", "succeeded", "failed", "refund_required", "refunded",
-    name="payment_status", create_type=False,
-)  # fmt: skip
+    "initiated",
+    "succeeded",
+    "failed",
+    "refund_required",
+    "refunded",
+    name="payment_status",
+    create_type=False,
+)
 payment_method = postgresql.ENUM(
     "CARD", "KHALTI", "ESEWA", name="payment_method", create_type=False
 )
@@ -58,9 +63,11 @@ def _create_bookings() -> None:
     op.create_index("ix_bookings_event_id", "bookings", ["event_id"])
     op.create_index("ix_bookings_user_created", "bookings", ["user_id", "created_at"])
     op.create_index(
-        "ix_bookings_pending_deadline", "bookings", ["payment_deadline"],
+        "ix_bookings_pending_deadline",
+        "bookings",
+        ["payment_deadline"],
         postgresql_where=sa.text("status = 'pending_payment'"),
-    )  # fmt: skip
+    )
     op.create_foreign_key("fk_seats_booking_id", "seats", "bookings", ["booking_id"], ["id"])
     op.create_index("ix_seats_booking_id", "seats", ["booking_id"])
 

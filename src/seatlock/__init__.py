@@ -1,0 +1,1 @@
+"""Seatlock: seat holds in Redis, bookings in PostgreSQL, for high-traffic on-sales."""

@@ -14,22 +14,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from seatlock import db, deps
-from seatlock.access import PUBLIC, authorize
-from seatlock.admin_api import admin_router
-from seatlock.auth_api import auth_router
-from seatlock.bookings_api import bookings_router
-from seatlock.catalog import Catalog
-from seatlock.events_api import events_router
-from seatlock.expiry import sweep_until
-from seatlock.health_api import health_router
-from seatlock.holds import HoldStore
-from seatlock.holds_api import holds_router
-from seatlock.payments_api import payments_router
+from seatlock.auth.access import PUBLIC, authorize
+from seatlock.auth.admin_routes import admin_router
+from seatlock.auth.routes import auth_router
+from seatlock.bookings.expiry import sweep_until
+from seatlock.bookings.routes import bookings_router
+from seatlock.events.routes import events_router
+from seatlock.health import health_router
+from seatlock.holds.on_sale import OnSaleCache
+from seatlock.holds.routes import holds_router
+from seatlock.holds.scripts import load_scripts, register_scripts
+from seatlock.holds.store import HoldStore
+from seatlock.payments.providers.registry import build_providers
+from seatlock.payments.providers.sandbox_routes import sandbox_router
+from seatlock.payments.routes import payments_router
 from seatlock.problems import problem_details_plugin
-from seatlock.providers import build_providers
 from seatlock.redis_client import connect_redis
-from seatlock.sandbox_api import sandbox_router
-from seatlock.scripts import load_scripts, register_scripts
 from seatlock.settings import Settings, current_settings
 
 
@@ -44,7 +44,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
     app.state.holds = HoldStore(redis, scripts)
-    app.state.catalog = Catalog()
+    app.state.on_sale = OnSaleCache()
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
     stop_sweeping = asyncio.Event()

@@ -16,13 +16,13 @@ import msgspec
 import uvicorn
 
 from seatlock import db, migrate
-from seatlock.embedded import EmbeddedPostgres
-from seatlock.embedded_valkey import EmbeddedValkey
+from seatlock.auth.users import register_user
+from seatlock.bodies import Email, Name, Password
+from seatlock.embedded.postgres import EmbeddedPostgres
+from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.errors import Conflict
 from seatlock.models import Role
-from seatlock.schemas import Email, Name, Password
 from seatlock.settings import Settings, SettingsError, read_settings
-from seatlock.users import register_user
 
 logger = logging.getLogger("seatlock")
 

@@ -16,7 +16,7 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         # A checkout pings first, so that connections a PostgreSQL restart broke are
-        # replaced instead of failing requests. The hold path, served from the catalog,
+        # replaced instead of failing requests. The hold path, served from the on-sale cache,
         # checks out no connection and pays nothing for it.
         pool_pre_ping=True,
         pool_timeout=10,

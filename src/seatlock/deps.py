@@ -13,14 +13,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from seatlock.access import provide_principal, provide_viewer
-from seatlock.catalog import Catalog as EventCatalog
-from seatlock.holds import HoldStore
+from seatlock.auth.access import provide_principal, provide_viewer
+from seatlock.auth.tokens import Principal
+from seatlock.holds.on_sale import OnSaleCache
+from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
-from seatlock.providers import PaymentProvider
+from seatlock.payments.providers.base import PaymentProvider
 from seatlock.redis_client import RedisClient
 from seatlock.settings import Settings as SettingsType
-from seatlock.tokens import Principal
 
 Settings: TypeAlias = NamedDependency[SettingsType]
 DbEngine: TypeAlias = NamedDependency[AsyncEngine]
@@ -29,7 +29,7 @@ DbSession: TypeAlias = NamedDependency[AsyncSession]
 # instances, and need not: the app made both.
 Redis: TypeAlias = NamedDependency[SkipValidation[RedisClient]]
 Holds: TypeAlias = NamedDependency[HoldStore]
-Catalog: TypeAlias = NamedDependency[EventCatalog]
+OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
@@ -57,7 +57,7 @@ def dependencies() -> dict[str, Provide]:
         "db_engine": _state_value("engine"),
         "redis": _state_value("redis"),
         "holds": _state_value("holds"),
-        "catalog": _state_value("catalog"),
+        "on_sale": _state_value("on_sale"),
         "providers": _state_value("providers"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),

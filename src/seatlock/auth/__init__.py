@@ -1,0 +1,2 @@
+"""Accounts and access: passwords, access and refresh tokens, sign-in throttling, the role
+guard, and the auth and admin-user routes."""

@@ -1,0 +1,77 @@
+"""Who may call what. Every route declares its roles (`roles=` in its decorator); the
+`authorize` guard reads the bearer token and enforces the declaration, and denies any
+route that declares nothing."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from litestar import Request
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from seatlock.auth.tokens import Principal, read_access_token
+from seatlock.errors import Forbidden, Unauthorized
+from seatlock.models import Role
+from seatlock.settings import Settings
+
+PUBLIC: Final = "public"
+SIGNED_IN: Final = frozenset(Role)
+STAFF: Final = frozenset({Role.ORGANIZER, Role.ADMIN})
+ADMINS: Final = frozenset({Role.ADMIN})
+
+# The guard's answers, so that callers and tests can tell a refusal of the guard from one
+# of the handler.
+SIGN_IN_REQUIRED: Final = "sign in to use this route"
+ROLE_REFUSED: Final = "your role may not use this route"
+UNDECLARED_ROUTE: Final = "this route declares no access rule, so nobody may call it"
+
+
+def _bearer_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    header = connection.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("the Authorization header must be 'Bearer <token>'")
+    settings: Settings = connection.app.state.settings
+    return read_access_token(settings, token.strip())
+
+
+def _optional_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    # On a public route a token is optional, so a stale one is ignored rather than refused:
+    # clients keep sending an expired access token to exactly the routes that replace it
+    # (refresh, login).
+    try:
+        return _bearer_principal(connection)
+    except Unauthorized:
+        return None
+
+
+def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    roles = handler.opt.get("roles")
+    if roles == PUBLIC:
+        connection.scope["user"] = _optional_principal(connection)
+        return
+    connection.scope["user"] = None
+    if not isinstance(roles, frozenset) or not roles:
+        raise Forbidden(UNDECLARED_ROUTE)
+    principal = _bearer_principal(connection)
+    connection.scope["user"] = principal
+    if principal is None:
+        raise Unauthorized(SIGN_IN_REQUIRED)
+    if principal.role not in roles:
+        raise Forbidden(ROLE_REFUSED)
+
+
+def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    principal: Principal | None = request.scope.get("user")
+    if principal is None:
+        raise Unauthorized(SIGN_IN_REQUIRED)
+    return principal
+
+
+def provide_viewer(request: Request[Any, Any, Any]) -> Principal | None:
+    """The caller on a public route: None when anonymous."""
+    viewer: Principal | None = request.scope.get("user")
+    return viewer

@@ -1,0 +1,54 @@
+"""/api/admin: user management for admins."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+from litestar import Router, get, patch
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from seatlock import deps
+from seatlock.auth import users
+from seatlock.auth.access import ADMINS
+from seatlock.auth.routes import UserOut, user_out
+from seatlock.bodies import Body
+from seatlock.errors import Forbidden
+from seatlock.models import Role
+
+
+class RoleChange(Body):
+    role: Role
+
+
+class UserPage(msgspec.Struct):
+    items: list[UserOut]
+    total: int
+    limit: int
+    offset: int
+
+
+@get("/users", roles=ADMINS)
+async def list_users(
+    db_session: deps.DbSession,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+) -> UserPage:
+    rows, total = await users.list_users(db_session, limit, offset)
+    return UserPage(items=[user_out(u) for u in rows], total=total, limit=limit, offset=offset)
+
+
+@patch("/users/{user_id:uuid}", roles=ADMINS)
+async def change_role(
+    user_id: FromPath[uuid.UUID],
+    data: JSONBody[RoleChange],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+) -> UserOut:
+    if user_id == principal.id:
+        raise Forbidden("admins cannot change their own role")
+    return user_out(await users.change_role(db_session, user_id, data.role))
+
+
+admin_router = Router("/api/admin", route_handlers=[list_users, change_role], tags=["admin"])

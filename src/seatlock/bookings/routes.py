@@ -1,0 +1,115 @@
+"""/api/bookings: turn a hold into a booking, list and read bookings, cancel them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, Router, delete, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from seatlock import deps
+from seatlock.auth.access import SIGNED_IN
+from seatlock.bodies import Body
+from seatlock.bookings import bookings
+from seatlock.bookings.bookings import best_effort
+from seatlock.idempotency.replays import run_idempotently
+from seatlock.models import Booking, BookingStatus
+from seatlock.payments import payments
+
+
+class BookingRequest(Body):
+    hold_id: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+
+class BookingOut(msgspec.Struct):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    seats: list[uuid.UUID]
+    status: BookingStatus
+    total_minor: int
+    currency: str
+    payment_deadline: datetime
+    created_at: datetime
+
+
+class BookingPage(msgspec.Struct):
+    items: list[BookingOut]
+    total: int
+    limit: int
+    offset: int
+
+
+def booking_out(booking: Booking) -> BookingOut:
+    return BookingOut(
+        id=booking.id,
+        event_id=booking.event_id,
+        seats=booking.seat_ids,
+        status=booking.status,
+        total_minor=booking.total_minor,
+        currency=booking.currency,
+        payment_deadline=booking.payment_deadline,
+        created_at=booking.created_at,
+    )
+
+
+@post("/", roles=SIGNED_IN, status_code=201)
+async def create_booking(
+    data: JSONBody[BookingRequest],
+    request: Request[Any, Any, Any],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    holds: deps.Holds,
+) -> Response[bytes]:
+    async def book() -> BookingOut:
+        booking = await bookings.create_booking(db_session, holds, principal, data.hold_id)
+        return booking_out(booking)
+
+    return await run_idempotently(request, db_session, principal.id, data, 201, book)
+
+
+@get("/my-bookings", roles=SIGNED_IN)
+async def my_bookings(
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+) -> BookingPage:
+    rows, total = await bookings.list_bookings(db_session, principal.id, limit, offset)
+    return BookingPage(
+        items=[booking_out(b) for b in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@get("/{booking_id:uuid}", roles=SIGNED_IN)
+async def get_booking(
+    booking_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
+) -> BookingOut:
+    return booking_out(await bookings.get_booking(db_session, principal, booking_id))
+
+
+@delete("/{booking_id:uuid}", roles=SIGNED_IN, status_code=200)
+async def cancel_booking(
+    booking_id: FromPath[uuid.UUID],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    holds: deps.Holds,
+    providers: deps.Providers,
+    settings: deps.Settings,
+) -> BookingOut:
+    cutoff = timedelta(hours=settings.cancellation_cutoff_hours)
+    booking, freed = await bookings.cancel_booking(db_session, principal, booking_id, cutoff)
+    await db_session.commit()
+    if freed:
+        await best_effort(holds.free_taken(booking.event_id, freed))
+    await payments.refund_cancelled(db_session, providers, booking)
+    return booking_out(booking)
+
+
+bookings_router = Router(
+    "/api/bookings",
+    route_handlers=[create_booking, my_bookings, get_booking, cancel_booking],
+    tags=["bookings"],
+)

@@ -1,0 +1,2 @@
+"""Events and what they sell: seat maps, layouts, price categories, listings, images, and
+their routes."""

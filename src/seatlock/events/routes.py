@@ -1,0 +1,305 @@
+"""/api/events and /api/images: browsing, managing and illustrating events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Final, TypeAlias
+
+import msgspec
+from litestar import Response, Router, delete, get, patch, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter, SkipValidation
+
+from seatlock import deps
+from seatlock.auth.access import ADMINS, PUBLIC, STAFF
+from seatlock.errors import Unavailable
+from seatlock.events import events, images, listings
+from seatlock.events.events import EventChanges, EventCreate, EventView
+from seatlock.events.images import ImageStore, LocalImageStore
+from seatlock.events.seatmaps import SeatRow, seat_rows
+from seatlock.holds.store import HeldSeat
+from seatlock.models import Event, EventStatus, SeatState
+from seatlock.settings import Settings
+
+# Room for the multipart framing around the file itself.
+MULTIPART_OVERHEAD: Final = 16_384
+IMAGE_CACHING: Final = "public, max-age=31536000, immutable"
+
+Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
+
+
+class PriceCategoryOut(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    price_minor: int
+    currency: str
+
+
+class SeatCounts(msgspec.Struct):
+    total: int
+    available: int
+    reserved: int
+    sold: int
+
+
+class EventSummary(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    organizer_id: uuid.UUID
+    title: str
+    venue: str
+    starts_at: datetime
+    ends_at: datetime
+    sale_starts_at: datetime
+    sale_ends_at: datetime
+    status: EventStatus
+    image_url: str | None
+
+
+class EventDetail(EventSummary, kw_only=True):
+    description: str
+    hold_ttl_seconds: int
+    max_hold_extensions: int
+    max_hold_lifetime_seconds: int
+    max_seats_per_booking: int
+    payment_window_seconds: int
+    price_categories: list[PriceCategoryOut]
+    seat_counts: SeatCounts
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatedEvent(EventDetail, kw_only=True):
+    seats: list[SeatRow]
+
+
+class EventPage(msgspec.Struct):
+    items: list[EventSummary]
+    next_cursor: str | None
+
+
+class SeatOut(msgspec.Struct):
+    id: uuid.UUID
+    section: str
+    row: str
+    number: int
+    price_category_id: uuid.UUID
+    accessible: bool
+    # PostgreSQL's available, reserved or sold, or "held" while a live hold has the seat.
+    state: str
+    # True on the seats of the caller's own live holds.
+    mine: bool = False
+
+
+class SeatMapOut(msgspec.Struct):
+    event_id: uuid.UUID
+    # False when Redis could not be asked: then no seat shows as held.
+    holds_shown: bool
+    seats: list[SeatOut]
+
+
+class ImageOut(msgspec.Struct):
+    image_url: str
+    media_type: str
+    size: int
+
+
+def image_url(key: str) -> str:
+    return f"/api/images/{key}"
+
+
+def event_summary(event: Event) -> EventSummary:
+    return EventSummary(
+        id=event.id,
+        organizer_id=event.organizer_id,
+        title=event.title,
+        venue=event.venue,
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        sale_starts_at=event.sale_starts_at,
+        sale_ends_at=event.sale_ends_at,
+        status=event.status,
+        image_url=image_url(event.image_key) if event.image_key else None,
+    )
+
+
+def event_detail(view: EventView) -> EventDetail:
+    event, counts = view.event, view.seat_counts
+    return EventDetail(
+        **msgspec.structs.asdict(event_summary(event)),
+        description=event.description,
+        hold_ttl_seconds=event.hold_ttl_seconds,
+        max_hold_extensions=event.max_hold_extensions,
+        max_hold_lifetime_seconds=event.max_hold_lifetime_seconds,
+        max_seats_per_booking=event.max_seats_per_booking,
+        payment_window_seconds=event.payment_window_seconds,
+        price_categories=[
+            PriceCategoryOut(c.id, c.name, c.price_minor, c.currency) for c in view.categories
+        ],
+        seat_counts=SeatCounts(
+            total=sum(counts.values()),
+            available=counts[SeatState.AVAILABLE],
+            reserved=counts[SeatState.RESERVED],
+            sold=counts[SeatState.SOLD],
+        ),
+        created_at=event.created_at,
+        updated_at=event.updated_at,
+    )
+
+
+@get("/events", roles=PUBLIC)
+async def list_events(
+    db_session: deps.DbSession,
+    viewer: deps.Viewer,
+    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    status: Annotated[list[EventStatus] | None, QueryParameter(max_items=4)] = None,
+    starts_from: Annotated[datetime | None, QueryParameter()] = None,
+    starts_until: Annotated[datetime | None, QueryParameter()] = None,
+    q: Annotated[str | None, QueryParameter(min_length=1, max_length=100)] = None,
+) -> EventPage:
+    """Events by start time; drafts only for their organizer and admins."""
+    query = listings.EventQuery(status, starts_from, starts_until, q)
+    page = await listings.list_events(db_session, viewer, query, limit, cursor)
+    return EventPage([event_summary(e) for e in page.events], page.next_cursor)
+
+
+@get("/events/{event_id:uuid}", roles=PUBLIC)
+async def get_event(
+    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, viewer: deps.Viewer
+) -> EventDetail:
+    event = await events.visible_event(db_session, event_id, viewer)
+    return event_detail(await events.event_view(db_session, event))
+
+
+def _seat_out(
+    seat: SeatRow, held: Mapping[uuid.UUID, HeldSeat], viewer_id: uuid.UUID | None
+) -> SeatOut:
+    hold = held.get(seat.id) if seat.state is SeatState.AVAILABLE else None
+    return SeatOut(
+        id=seat.id,
+        section=seat.section,
+        row=seat.row,
+        number=seat.number,
+        price_category_id=seat.price_category_id,
+        accessible=seat.accessible,
+        state="held" if hold else seat.state.value,
+        mine=hold is not None and hold.owner_id == viewer_id,
+    )
+
+
+@get("/events/{event_id:uuid}/seats", roles=PUBLIC)
+async def get_seats(
+    event_id: FromPath[uuid.UUID],
+    db_session: deps.DbSession,
+    viewer: deps.Viewer,
+    holds: deps.Holds,
+) -> SeatMapOut:
+    """Every seat with its state: PostgreSQL's, with live holds from Redis on top."""
+    await events.visible_event(db_session, event_id, viewer)
+    rows = await seat_rows(db_session, event_id)
+    try:
+        held, shown = await holds.held_seats(event_id), True
+    except Unavailable:
+        # Reads keep working without Redis; they just cannot show holds.
+        held, shown = {}, False
+    viewer_id = viewer.id if viewer else None
+    return SeatMapOut(event_id, shown, [_seat_out(seat, held, viewer_id) for seat in rows])
+
+
+@post("/events", roles=STAFF, status_code=201)
+async def create_event(
+    data: JSONBody[EventCreate],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    settings: deps.Settings,
+) -> CreatedEvent:
+    """A draft with its price categories and seat map; answers every seat created."""
+    view, seats = await events.create_event(
+        db_session, principal, data, settings.max_seats_per_event
+    )
+    return CreatedEvent(**msgspec.structs.asdict(event_detail(view)), seats=seats)
+
+
+@patch("/events/{event_id:uuid}", roles=STAFF)
+async def update_event(
+    event_id: FromPath[uuid.UUID],
+    data: JSONBody[EventChanges],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    settings: deps.Settings,
+    holds: deps.Holds,
+) -> EventDetail:
+    async def seats_held() -> bool:
+        return bool(await holds.held_seats(event_id))
+
+    view = await events.update_event(
+        db_session, event_id, principal, data, settings.max_seats_per_event, seats_held
+    )
+    return event_detail(view)
+
+
+@delete("/events/{event_id:uuid}", roles=ADMINS, status_code=204)
+async def delete_event(
+    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, image_store: Images
+) -> None:
+    """Only for events without bookings; the others are cancelled instead."""
+    image_key = await events.delete_event(db_session, event_id)
+    if image_key is not None:
+        await image_store.remove(image_key)
+
+
+async def upload_image(
+    event_id: FromPath[uuid.UUID],
+    data: MultipartBody[UploadFile],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    settings: deps.Settings,
+    image_store: Images,
+) -> Response[ImageOut]:
+    """Multipart upload of a JPEG, PNG or WebP image, recognised by its content."""
+    event = await events.changeable_event(db_session, event_id, principal)
+    content = await data.read()
+    key = await images.set_event_image(
+        db_session, event, content, image_store, settings.max_image_bytes
+    )
+    url = image_url(key)
+    body = ImageOut(url, images.media_type(key), len(content))
+    return Response(body, status_code=201, headers={"Location": url})
+
+
+@get("/images/{key:str}", roles=PUBLIC)
+async def get_image(key: FromPath[str], image_store: Images) -> Response[bytes]:
+    # Every upload gets a new key, so what is served under a key never changes.
+    return Response(
+        await image_store.load(key),
+        media_type=images.media_type(key),
+        headers={"Cache-Control": IMAGE_CACHING, "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def events_router(settings: Settings) -> Router:
+    """The routes, with the image store and upload limit the settings ask for."""
+    store = LocalImageStore(settings.image_path)
+    upload = post(
+        "/events/{event_id:uuid}/image",
+        roles=STAFF,
+        request_max_body_size=settings.max_image_bytes + MULTIPART_OVERHEAD,
+    )(upload_image)
+    return Router(
+        "/api",
+        route_handlers=[
+            list_events,
+            get_event,
+            get_seats,
+            create_event,
+            update_event,
+            delete_event,
+            upload,
+            get_image,
+        ],
+        dependencies={"image_store": Provide(lambda: store, sync_to_thread=False)},
+        tags=["events"],
+    )

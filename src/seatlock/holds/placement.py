@@ -1,0 +1,146 @@
+"""Buyers' hold requests: the PostgreSQL checks around the Redis hold layer.
+
+PostgreSQL says which event is on sale, which seats exist and which are taken; the hold
+layer then decides atomically which buyer gets the seats for the next few minutes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from seatlock.errors import Conflict, InvalidInput, NotFound
+from seatlock.holds.best_seats import SeatSpot, candidate_windows
+from seatlock.holds.on_sale import EventFacts, OnSaleCache
+from seatlock.holds.store import Hold, HoldPolicy, HoldStore, SeatsUnavailable, TakenSnapshot
+from seatlock.models import EventStatus, PriceCategory, Seat, SeatState
+
+# Best available tries this many windows when others grab seats in between.
+BEST_AVAILABLE_ATTEMPTS = 5
+
+
+class NotOnSale(Conflict):
+    slug = "not-on-sale"
+    title = "The event is not on sale"
+
+
+def policy_of(event: EventFacts) -> HoldPolicy:
+    return HoldPolicy(
+        ttl_ms=event.hold_ttl_seconds * 1000,
+        max_extensions=event.max_hold_extensions,
+        max_lifetime_ms=event.max_hold_lifetime_seconds * 1000,
+        seat_cap=event.max_seats_per_booking,
+    )
+
+
+async def event_on_sale(
+    session: AsyncSession, on_sale: OnSaleCache, event_id: uuid.UUID
+) -> EventFacts:
+    event = await on_sale.event(session, event_id)
+    if event is None or event.status is EventStatus.DRAFT:
+        raise NotFound("no such event")
+    now = datetime.now(UTC)
+    if event.status is not EventStatus.ON_SALE:
+        raise NotOnSale(f"the event is {event.status.value.replace('_', ' ')}")
+    if not event.sale_starts_at <= now < event.sale_ends_at:
+        raise NotOnSale("the event's sale window is not open")
+    return event
+
+
+def taken_snapshot(session: AsyncSession) -> TakenSnapshot:
+    async def snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, str]:
+        rows = await session.execute(
+            select(Seat.id, Seat.state).where(
+                Seat.event_id == event_id, Seat.state != SeatState.AVAILABLE
+            )
+        )
+        return {seat_id: state.value for seat_id, state in rows}
+
+    return snapshot
+
+
+def _check_count(event: EventFacts, count: int) -> None:
+    if count > event.max_seats_per_booking:
+        raise InvalidInput(
+            f"at most {event.max_seats_per_booking} seats can be held for this event",
+            limit=event.max_seats_per_booking,
+        )
+
+
+async def hold_chosen_seats(
+    session: AsyncSession,
+    store: HoldStore,
+    on_sale: OnSaleCache,
+    event: EventFacts,
+    owner_id: uuid.UUID,
+    seat_ids: Sequence[uuid.UUID],
+) -> Hold:
+    wanted = frozenset(seat_ids)
+    if len(wanted) != len(seat_ids):
+        raise InvalidInput("a seat is listed twice")
+    _check_count(event, len(seat_ids))
+    known = await on_sale.known_seats(session, event.id, wanted)
+    if unknown := [s for s in seat_ids if s not in known]:
+        raise InvalidInput("some seats are not seats of this event", unknown_seats=unknown)
+    return await store.hold(event.id, owner_id, seat_ids, policy_of(event), taken_snapshot(session))
+
+
+async def _spots(
+    session: AsyncSession,
+    store: HoldStore,
+    event: EventFacts,
+    category: str | None,
+    section: str | None,
+) -> list[SeatSpot]:
+    # Only free seats: a taken seat leaves a gap in the numbering, which breaks a run of
+    # adjacent seats just as well, and the query shrinks as the sale goes on.
+    query = select(Seat.id, Seat.section, Seat.row, Seat.number).where(
+        Seat.event_id == event.id, Seat.state == SeatState.AVAILABLE
+    )
+    if section is not None:
+        query = query.where(Seat.section == section)
+    if category is not None:
+        query = query.join(PriceCategory, PriceCategory.id == Seat.price_category_id).where(
+            PriceCategory.name == category
+        )
+    held = await store.held_seats(event.id)
+    return [
+        SeatSpot(seat_id, sec, row, number, seat_id not in held)
+        for seat_id, sec, row, number in await session.execute(query)
+    ]
+
+
+async def hold_best_available(
+    session: AsyncSession,
+    store: HoldStore,
+    event: EventFacts,
+    owner_id: uuid.UUID,
+    quantity: int,
+    category: str | None,
+    section: str | None,
+) -> Hold:
+    _check_count(event, quantity)
+    windows = candidate_windows(await _spots(session, store, event, category, section), quantity)
+    lost: set[uuid.UUID] = set()
+    attempts = 0
+    for window in windows:
+        if lost.intersection(window):
+            continue
+        try:
+            return await store.hold(
+                event.id, owner_id, window, policy_of(event), taken_snapshot(session)
+            )
+        except SeatsUnavailable as refused:
+            if refused.extra["reason"] == "limit":
+                raise
+            lost.update(uuid.UUID(s) for s in refused.extra["conflicts"])
+        attempts += 1
+        if attempts == BEST_AVAILABLE_ATTEMPTS:
+            break
+    raise SeatsUnavailable(
+        f"no {quantity} adjacent seats are available", conflicts=[], reason="unavailable"
+    )

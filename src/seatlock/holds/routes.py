@@ -1,0 +1,134 @@
+"""Seat holds: buyers hold, extend and release them; ops watch and release stuck ones."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+import msgspec
+from litestar import Response, Router, delete, get, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from seatlock import deps
+from seatlock.auth.access import ADMINS, SIGNED_IN
+from seatlock.bodies import Body
+from seatlock.errors import InvalidInput
+from seatlock.holds import placement
+from seatlock.holds.store import Hold
+
+# A hard bound on any one request; each event's own limit is checked after parsing.
+MAX_SEATS_IN_REQUEST = 100
+Label = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+
+
+class HoldRequest(Body):
+    """Either `seat_ids` (chosen seats) or `quantity` (best available), not both."""
+
+    seat_ids: (
+        Annotated[list[uuid.UUID], msgspec.Meta(min_length=1, max_length=MAX_SEATS_IN_REQUEST)]
+        | None
+    ) = None
+    quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEATS_IN_REQUEST)] | None = None
+    price_category: Label | None = None
+    section: Label | None = None
+
+
+class LiveHoldOut(msgspec.Struct):
+    id: str
+    owner_id: uuid.UUID
+    seats: list[uuid.UUID]
+    expires_at: datetime
+    seconds_left: float
+    state: str
+
+
+class LiveHoldsOut(msgspec.Struct):
+    event_id: uuid.UUID
+    total: int
+    holds: list[LiveHoldOut]
+
+
+@post("/events/{event_id:uuid}/holds", roles=SIGNED_IN, status_code=201)
+async def create_hold(
+    event_id: FromPath[uuid.UUID],
+    data: JSONBody[HoldRequest],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    holds: deps.Holds,
+    on_sale: deps.OnSale,
+) -> Hold:
+    if (data.seat_ids is None) == (data.quantity is None):
+        raise InvalidInput("give either seat_ids or quantity")
+    if data.seat_ids is not None and (data.price_category or data.section):
+        raise InvalidInput("price_category and section apply to quantity only")
+    event = await placement.event_on_sale(db_session, on_sale, event_id)
+    if data.seat_ids is not None:
+        hold = await placement.hold_chosen_seats(
+            db_session, holds, on_sale, event, principal.id, data.seat_ids
+        )
+    else:
+        assert data.quantity is not None
+        hold = await placement.hold_best_available(
+            db_session, holds, event, principal.id, data.quantity, data.price_category, data.section
+        )
+    return hold
+
+
+@get("/holds/{hold_id:str}", roles=SIGNED_IN)
+async def get_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> Hold:
+    return await holds.get(hold_id, principal.id)
+
+
+@post("/holds/{hold_id:str}/extend", roles=SIGNED_IN, status_code=200)
+async def extend_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> Hold:
+    return await holds.extend(hold_id, principal.id)
+
+
+@delete("/holds/{hold_id:str}", roles=SIGNED_IN, status_code=204)
+async def release_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> None:
+    await holds.release(hold_id, principal.id)
+
+
+@get("/admin/events/{event_id:uuid}/holds", roles=ADMINS)
+async def list_live_holds(
+    event_id: FromPath[uuid.UUID],
+    holds: deps.Holds,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> LiveHoldsOut:
+    now, total, live = await holds.live_holds(event_id, limit)
+    return LiveHoldsOut(
+        event_id=event_id,
+        total=total,
+        holds=[
+            LiveHoldOut(
+                id=h.id,
+                owner_id=h.owner_id,
+                seats=h.seats,
+                expires_at=h.expires_at,
+                seconds_left=round((h.expires_at - now).total_seconds(), 3),
+                state=h.state,
+            )
+            for h in live
+        ],
+    )
+
+
+@delete("/admin/holds/{hold_id:str}", roles=ADMINS, status_code=204)
+async def force_release_hold(hold_id: FromPath[str], holds: deps.Holds) -> Response[None]:
+    await holds.release(hold_id, None)
+    return Response(None, status_code=204)
+
+
+holds_router = Router(
+    "/api",
+    route_handlers=[
+        create_hold,
+        get_hold,
+        extend_hold,
+        release_hold,
+        list_live_holds,
+        force_release_hold,
+    ],
+    tags=["holds"],
+)

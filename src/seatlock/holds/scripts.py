@@ -1,0 +1,59 @@
+"""The Lua scripts of the hold layer, shipped as package data (see `seatlock.resources`).
+
+Each is registered once (redis-py's EVALSHA with a reload on NOSCRIPT) and loaded eagerly
+at start-up, so that a broken script stops the boot instead of failing the first buyer.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+
+from redis.commands.core import AsyncScript
+
+from seatlock.redis_client import REDIS_DOWN, RedisClient
+from seatlock.resources import resource_dir
+
+LUA_DIR = resource_dir("lua")
+
+logger = logging.getLogger("seatlock")
+
+
+@dataclass(frozen=True)
+class Scripts:
+    hold: AsyncScript
+    extend: AsyncScript
+    release: AsyncScript
+    claim: AsyncScript
+    unclaim: AsyncScript
+    complete: AsyncScript
+    mark_taken: AsyncScript
+    free_taken: AsyncScript
+    load_taken: AsyncScript
+    list_holds: AsyncScript
+    held_seats: AsyncScript
+
+
+def _source(name: str) -> str:
+    return (LUA_DIR / f"{name}.lua").read_text()
+
+
+def register_scripts(redis: RedisClient) -> Scripts:
+    # register_script is typed for the single-server client only; the cluster client has
+    # the same method and routes each call by its first key.
+    register = redis.register_script  # type: ignore[misc]
+    return Scripts(**{f.name: register(_source(f.name)) for f in fields(Scripts)})
+
+
+async def load_scripts(redis: RedisClient, scripts: Scripts) -> None:
+    """Load every script into Redis now. A script Redis cannot compile raises here.
+
+    With Redis unreachable the service still starts (only holds need Redis); the scripts
+    are then loaded on first use.
+    """
+    try:
+        for f in fields(Scripts):
+            script: AsyncScript = getattr(scripts, f.name)
+            script.sha = await redis.script_load(script.script)
+    except REDIS_DOWN:
+        logger.warning("Redis unreachable at start-up: hold scripts will load on first use")

@@ -1,0 +1,317 @@
+"""The Redis hold layer: every call is one atomic Lua script on the keys of one event.
+
+Holds are efficiency locks that keep buyers from colliding at checkout. PostgreSQL stays
+the truth: the booking transaction's conditional write, not a hold, prevents double sales.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from seatlock import keys
+from seatlock.errors import Conflict, Gone, NotFound, Unavailable
+from seatlock.holds.scripts import Scripts
+from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
+
+REBUILD_ATTEMPTS = 5
+# The reserved/sold cache is dropped and rebuilt from PostgreSQL this often at the latest,
+# which bounds how long an update lost to a Redis outage can leave it wrong.
+TAKEN_CACHE_TTL_MS = 300_000
+# The reason reported when conflicts differ: the most lasting one wins.
+REASON_ORDER = ("sold", "reserved", "held", "limit")
+
+TakenSnapshot = Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, str]]]
+
+
+class SeatsUnavailable(Conflict):
+    slug = "seats-unavailable"
+    title = "Some seats cannot be held"
+
+
+@dataclass(frozen=True)
+class HoldPolicy:
+    ttl_ms: int
+    max_extensions: int
+    max_lifetime_ms: int
+    seat_cap: int
+
+
+class Hold(msgspec.Struct):
+    id: str
+    event_id: uuid.UUID
+    owner_id: uuid.UUID
+    seats: list[uuid.UUID]
+    expires_at: datetime
+    extensions_left: int
+    state: str
+
+
+class LiveHold(msgspec.Struct):
+    id: str
+    owner_id: uuid.UUID
+    seats: list[uuid.UUID]
+    expires_at: datetime
+    state: str
+
+
+class HeldSeat(msgspec.Struct, frozen=True):
+    hold_id: str
+    owner_id: uuid.UUID
+
+
+def new_hold_id(event_id: uuid.UUID) -> str:
+    # The event id inside the hold id says which keys (and cluster slot) hold it; the
+    # random part makes it unguessable.
+    return f"{event_id.hex}.{secrets.token_urlsafe(18)}"
+
+
+def event_of_hold(hold_id: str) -> uuid.UUID:
+    event_hex, _, token = hold_id.partition(".")
+    try:
+        if len(token) != 24:
+            raise ValueError(hold_id)
+        return uuid.UUID(hex=event_hex)
+    except ValueError as exc:
+        raise NotFound("no such hold") from exc
+
+
+def _from_ms(ms: Any) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def _seat_ids(values: Sequence[str]) -> list[uuid.UUID]:
+    return [uuid.UUID(v) for v in values]
+
+
+def _conflict(reply: list[str]) -> SeatsUnavailable:
+    pairs = list(zip(reply[1::2], reply[2::2], strict=True))
+    reasons = {reason for _, reason in pairs}
+    reason = next(r for r in REASON_ORDER if r in reasons)
+    detail = (
+        "holding these seats would pass your seat limit for this event"
+        if reason == "limit"
+        else "some of the seats are not available"
+    )
+    return SeatsUnavailable(detail, conflicts=[seat for seat, _ in pairs], reason=reason)
+
+
+def _refusal(reply: list[str]) -> Exception:
+    answer = reply[0]
+    if answer == "not_owner":
+        # Someone else's hold is reported exactly like a missing one.
+        return NotFound("no such hold")
+    if answer == "gone":
+        return Gone("the hold has expired or was released")
+    if answer == "converting":
+        return Conflict("the hold is being turned into a booking")
+    return Conflict("the hold cannot be extended any further")
+
+
+@asynccontextmanager
+async def redis_or_503() -> AsyncIterator[None]:
+    try:
+        yield
+    except REDIS_DOWN as exc:
+        raise Unavailable("seat holds are unavailable right now; please retry shortly") from exc
+
+
+class HoldStore:
+    """Stateless access to the holds of any event; safe to share between requests."""
+
+    def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
+        self.redis = redis
+        self.scripts = scripts
+
+    def _event_keys(self, event_id: uuid.UUID, owner_id: uuid.UUID) -> list[str]:
+        return [
+            keys.held_seats(event_id),
+            keys.taken_seats(event_id),
+            keys.event_holds(event_id),
+            keys.hold_sizes(event_id),
+            keys.owner_holds(event_id, owner_id),
+        ]
+
+    async def hold(
+        self,
+        event_id: uuid.UUID,
+        owner_id: uuid.UUID,
+        seat_ids: Sequence[uuid.UUID],
+        policy: HoldPolicy,
+        snapshot: TakenSnapshot,
+    ) -> Hold:
+        hold_id = new_hold_id(event_id)
+        args: list[str | int] = [
+            hold_id,
+            str(owner_id),
+            policy.ttl_ms,
+            policy.max_extensions,
+            policy.max_lifetime_ms,
+            policy.seat_cap,
+            *map(str, seat_ids),
+        ]
+        hold_keys = [*self._event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
+        async with redis_or_503():
+            for _ in range(REBUILD_ATTEMPTS):
+                reply = await self.scripts.hold(keys=hold_keys, args=args)
+                if reply[0] != "rebuild":
+                    break
+                await self.load_taken(event_id, snapshot)
+        if reply[0] == "conflict":
+            raise _conflict(reply)
+        if reply[0] != "ok":
+            raise Unavailable("the seat cache could not be rebuilt; please retry")
+        return Hold(
+            id=hold_id,
+            event_id=event_id,
+            owner_id=owner_id,
+            seats=list(seat_ids),
+            expires_at=_from_ms(reply[1]),
+            extensions_left=int(reply[2]),
+            state="held",
+        )
+
+    async def load_taken(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> None:
+        """Rebuild the reserved/sold cache of an event from PostgreSQL.
+
+        Safe when several requests or processes rebuild at once: a snapshot is only loaded
+        if the cache did not change since its version was read, else it is read again.
+        """
+        key = keys.taken_seats(event_id)
+        for _ in range(REBUILD_ATTEMPTS):
+            version = await hash_field(self.redis, key, "__version__") or ""
+            taken = await snapshot(event_id)
+            pairs = [value for seat, state in taken.items() for value in (str(seat), state)]
+            loaded = await self.scripts.load_taken(
+                keys=[key], args=[version, TAKEN_CACHE_TTL_MS, *pairs]
+            )
+            if loaded:
+                return
+
+    async def get(self, hold_id: str, owner_id: uuid.UUID) -> Hold:
+        event_id = event_of_hold(hold_id)
+        async with redis_or_503():
+            fields = await hash_fields(self.redis, keys.hold(event_id, hold_id))
+        if not fields or fields["owner"] != str(owner_id):
+            raise NotFound("no such hold")
+        return Hold(
+            id=hold_id,
+            event_id=event_id,
+            owner_id=owner_id,
+            seats=_seat_ids(fields["seats"].split(",")),
+            expires_at=_from_ms(fields["expires"]),
+            extensions_left=int(fields["max_extensions"]) - int(fields["extensions"]),
+            state=fields["state"],
+        )
+
+    async def extend(self, hold_id: str, owner_id: uuid.UUID) -> Hold:
+        event_id = event_of_hold(hold_id)
+        extend_keys = [
+            keys.event_holds(event_id),
+            keys.owner_holds(event_id, owner_id),
+            keys.hold(event_id, hold_id),
+        ]
+        async with redis_or_503():
+            reply = await self.scripts.extend(keys=extend_keys, args=[hold_id, str(owner_id)])
+        if reply[0] != "ok":
+            raise _refusal(reply)
+        return await self.get(hold_id, owner_id)
+
+    async def release(self, hold_id: str, owner_id: uuid.UUID | None) -> list[uuid.UUID]:
+        """Free a hold's seats; with no owner given (ops), whoever holds it."""
+        event_id = event_of_hold(hold_id)
+        async with redis_or_503():
+            if owner_id is None:
+                owner = await hash_field(self.redis, keys.hold(event_id, hold_id), "owner")
+                if owner is None:
+                    raise NotFound("no such hold")
+            holder = owner_id or uuid.UUID(owner)
+            release_keys = [
+                keys.held_seats(event_id),
+                keys.event_holds(event_id),
+                keys.hold_sizes(event_id),
+                keys.owner_holds(event_id, holder),
+                keys.hold(event_id, hold_id),
+            ]
+            force = "force" if owner_id is None else ""
+            reply = await self.scripts.release(
+                keys=release_keys, args=[hold_id, str(holder), force]
+            )
+        if reply[0] != "ok":
+            raise NotFound("no such hold") if reply[0] == "not_owner" else _refusal(reply)
+        return _seat_ids(reply[1:])
+
+    async def claim(self, hold_id: str, owner_id: uuid.UUID) -> tuple[uuid.UUID, list[uuid.UUID]]:
+        """Mark a live hold of the caller's as being converted; returns its event and seats."""
+        event_id = event_of_hold(hold_id)
+        async with redis_or_503():
+            reply = await self.scripts.claim(
+                keys=[keys.hold(event_id, hold_id)], args=[str(owner_id)]
+            )
+        if reply[0] != "ok":
+            raise _refusal(reply)
+        return event_id, _seat_ids(reply[1:])
+
+    async def unclaim(self, hold_id: str, owner_id: uuid.UUID) -> None:
+        event_id = event_of_hold(hold_id)
+        async with redis_or_503():
+            await self.scripts.unclaim(keys=[keys.hold(event_id, hold_id)], args=[str(owner_id)])
+
+    async def complete(
+        self, hold_id: str, owner_id: uuid.UUID, state: str, seat_ids: Sequence[uuid.UUID]
+    ) -> None:
+        """After PostgreSQL committed: record the seats as taken and drop the hold."""
+        event_id = event_of_hold(hold_id)
+        complete_keys = [*self._event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
+        await self.scripts.complete(keys=complete_keys, args=[hold_id, state, *map(str, seat_ids)])
+
+    async def mark_taken(
+        self, event_id: uuid.UUID, state: str, seat_ids: Sequence[uuid.UUID]
+    ) -> None:
+        await self.scripts.mark_taken(
+            keys=[keys.taken_seats(event_id)], args=[state, *map(str, seat_ids)]
+        )
+
+    async def free_taken(self, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]) -> None:
+        await self.scripts.free_taken(
+            keys=[keys.taken_seats(event_id)], args=list(map(str, seat_ids))
+        )
+
+    async def held_seats(self, event_id: uuid.UUID) -> dict[uuid.UUID, HeldSeat]:
+        async with redis_or_503():
+            reply = await self.scripts.held_seats(
+                keys=[keys.held_seats(event_id), keys.event_holds(event_id)],
+                args=[keys.hold_prefix(event_id)],
+            )
+        return {
+            uuid.UUID(seat): HeldSeat(hold_id=hold_id, owner_id=uuid.UUID(owner))
+            for seat, hold_id, owner in zip(reply[0::3], reply[1::3], reply[2::3], strict=True)
+        }
+
+    async def live_holds(
+        self, event_id: uuid.UUID, limit: int
+    ) -> tuple[datetime, int, list[LiveHold]]:
+        async with redis_or_503():
+            reply = await self.scripts.list_holds(
+                keys=[keys.event_holds(event_id), keys.hold_sizes(event_id)],
+                args=[keys.hold_prefix(event_id), limit],
+            )
+        now, total, rows = _from_ms(reply[0]), int(reply[1]), reply[2:]
+        holds = [
+            LiveHold(
+                id=hold_id,
+                owner_id=uuid.UUID(owner),
+                seats=_seat_ids(seats.split(",")),
+                expires_at=_from_ms(expires),
+                state=state,
+            )
+            for hold_id, owner, seats, expires, state in zip(*[iter(rows)] * 5, strict=True)
+        ]
+        return now, total, holds

@@ -1,0 +1,2 @@
+"""Payments: initiation, verification, webhooks, refunds and late payments, over
+interchangeable providers."""

@@ -1,0 +1,227 @@
+"""Holds become bookings; bookings are read, listed and cancelled."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from seatlock.models import Role, Seat, SeatState
+from tests.buying import book, booked, hold, pay
+from tests.clients import Client, UserFactory
+from tests.factories import create_event
+from tests.oracle import assert_consistent
+
+
+async def seat_states(engine: AsyncEngine, seats: list) -> list[SeatState]:  # type: ignore[type-arg]
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(Seat.id, Seat.state).where(Seat.id.in_(seats)))
+        states = dict(rows.tuples().all())
+    return [states[s] for s in seats]
+
+
+async def test_a_hold_becomes_a_pending_booking(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, price_minor=2500, payment_window_seconds=900)
+    buyer = await make_user()
+    seats = event.seat_ids[:2]
+
+    booking = await booked(client, buyer, event.id, seats)
+
+    assert booking["status"] == "pending_payment"
+    assert (booking["total_minor"], booking["currency"]) == (5000, "USD")
+    assert booking["seats"] == [str(s) for s in seats]
+    deadline = datetime.fromisoformat(booking["payment_deadline"])
+    assert timedelta(seconds=890) < deadline - datetime.now(UTC) <= timedelta(seconds=900)
+    assert await seat_states(engine, seats) == [SeatState.RESERVED] * 2
+    # The hold is gone, and the seats are now reserved in the Redis cache too.
+    again = await client.post(
+        f"/api/events/{event.id}/holds",
+        json={"seat_ids": [str(seats[0])]},
+        headers=await make_user(),
+    )
+    assert again.status_code == 409
+    assert again.json()["reason"] == "reserved"
+    assert await assert_consistent(engine, event.id) == 2
+
+
+async def test_a_free_booking_is_confirmed_at_once(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, price_minor=0)
+    seats = event.seat_ids[:1]
+
+    booking = await booked(client, await make_user(), event.id, seats)
+
+    assert (booking["status"], booking["total_minor"]) == ("confirmed", 0)
+    assert await seat_states(engine, seats) == [SeatState.SOLD]
+
+
+async def test_a_full_purchase_sells_the_seats(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    seats = event.seat_ids[3:5]
+    booking = await booked(client, buyer, event.id, seats)
+
+    payment = await pay(client, buyer, booking["id"])
+
+    assert payment["status"] == "succeeded"
+    assert (await client.get(f"/api/bookings/{booking['id']}", headers=buyer)).json()[
+        "status"
+    ] == "confirmed"
+    assert await seat_states(engine, seats) == [SeatState.SOLD] * 2
+    refused = await client.post(
+        f"/api/events/{event.id}/holds",
+        json={"seat_ids": [str(seats[1])]},
+        headers=await make_user(),
+    )
+    assert refused.json()["reason"] == "sold"
+
+
+async def test_unknown_expired_and_foreign_holds(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    owner, other = await make_user(), await make_user()
+    hold_id = await hold(client, owner, event.id, event.seat_ids[:1])
+
+    assert (await book(client, other, hold_id)).status_code == 404
+    assert (await book(client, owner, f"{event.id.hex}.{'x' * 24}")).status_code == 410
+    assert (await book(client, owner, "garbage")).status_code == 404
+    assert (await client.delete(f"/api/holds/{hold_id}", headers=owner)).status_code == 204
+    assert (await book(client, owner, hold_id)).status_code == 410
+
+
+async def test_a_booking_needs_an_idempotency_key(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    hold_id = await hold(client, buyer, event.id, event.seat_ids[:1])
+
+    response = await client.post("/api/bookings", json={"hold_id": hold_id}, headers=buyer)
+
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/problem+json"
+    assert await assert_consistent(engine, event.id) == 0
+
+
+async def test_bookings_are_private_to_their_owner_and_admins(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    owner, other, admin = await make_user(), await make_user(), await make_user(Role.ADMIN)
+    booking = await booked(client, owner, event.id, event.seat_ids[:1])
+    url = f"/api/bookings/{booking['id']}"
+
+    assert (await client.get(url, headers=other)).status_code == 404
+    assert (await client.delete(url, headers=other)).status_code == 404
+    assert (await client.get(url, headers=admin)).status_code == 200
+    assert (await client.get(url)).status_code == 401
+    mine = await client.get("/api/bookings/my-bookings", headers=owner)
+    theirs = await client.get("/api/bookings/my-bookings", headers=other)
+    assert [b["id"] for b in mine.json()["items"]] == [booking["id"]]
+    assert theirs.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+
+
+async def test_my_bookings_are_paginated_newest_first(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, max_seats_per_booking=10)
+    buyer = await make_user()
+    ids = [(await booked(client, buyer, event.id, [seat]))["id"] for seat in event.seat_ids[:3]]
+
+    first = await client.get("/api/bookings/my-bookings?limit=2", headers=buyer)
+    second = await client.get("/api/bookings/my-bookings?limit=2&offset=2", headers=buyer)
+
+    assert first.json()["total"] == 3
+    assert [b["id"] for b in first.json()["items"]] + [
+        b["id"] for b in second.json()["items"]
+    ] == ids[::-1]
+    assert (
+        await client.get("/api/bookings/my-bookings?limit=101", headers=buyer)
+    ).status_code == 400
+
+
+async def test_cancelling_a_pending_booking_frees_its_seats(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    seats = event.seat_ids[:2]
+    booking = await booked(client, buyer, event.id, seats)
+
+    cancelled = await client.delete(f"/api/bookings/{booking['id']}", headers=buyer)
+
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    assert await seat_states(engine, seats) == [SeatState.AVAILABLE] * 2
+    assert await hold(client, await make_user(), event.id, seats)
+    assert (await client.delete(f"/api/bookings/{booking['id']}", headers=buyer)).status_code == 409
+
+
+async def test_cancelling_a_confirmed_booking_refunds_it(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
+    payment = await pay(client, buyer, booking["id"])
+
+    cancelled = await client.delete(f"/api/bookings/{booking['id']}", headers=buyer)
+
+    assert cancelled.json()["status"] == "cancelled"
+    refunded = await client.get(f"/api/payments/{payment['id']}", headers=buyer)
+    assert refunded.json()["status"] == "refunded"
+    assert await seat_states(engine, event.seat_ids[:1]) == [SeatState.AVAILABLE]
+
+
+async def test_confirmed_bookings_close_to_the_event_only_admins_cancel(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    event = await create_event(
+        engine, starts_at=soon, ends_at=soon + timedelta(hours=2), sale_ends_at=soon
+    )
+    buyer, admin = await make_user(), await make_user(Role.ADMIN)
+    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
+    await pay(client, buyer, booking["id"])
+
+    refused = await client.delete(f"/api/bookings/{booking['id']}", headers=buyer)
+    by_admin = await client.delete(f"/api/bookings/{booking['id']}", headers=admin)
+
+    assert refused.status_code == 403
+    assert by_admin.json()["status"] == "cancelled"
+
+
+async def test_a_pending_booking_close_to_the_event_can_still_be_cancelled(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    soon = datetime.now(UTC) + timedelta(hours=2)
+    event = await create_event(
+        engine, starts_at=soon, ends_at=soon + timedelta(hours=2), sale_ends_at=soon
+    )
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
+
+    assert (await client.delete(f"/api/bookings/{booking['id']}", headers=buyer)).status_code == 200
+
+
+async def test_two_bookings_of_one_hold_make_one_booking(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    hold_id = await hold(client, buyer, event.id, event.seat_ids[:2])
+
+    first, second = await asyncio.gather(book(client, buyer, hold_id), book(client, buyer, hold_id))
+
+    assert sorted([first.status_code, second.status_code]) in ([201, 409], [201, 410])
+    async with engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM bookings")) == 1
+    assert await assert_consistent(engine, event.id) == 2

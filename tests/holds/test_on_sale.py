@@ -1,0 +1,117 @@
+"""The per-process cache of events on sale and their seat ids."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from seatlock.holds.on_sale import OnSaleCache
+from seatlock.models import EventStatus, Seat
+from tests.factories import create_event
+
+
+@contextmanager
+def queries(engine: AsyncEngine) -> Iterator[list[str]]:
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_an_event_on_sale_is_read_once_within_the_lifetime(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine)
+    on_sale = OnSaleCache(lifetime_seconds=60)
+    async with sessions() as session:
+        with queries(engine) as seen:
+            first = await on_sale.event(session, event.id)
+            second = await on_sale.event(session, event.id)
+            ids = await on_sale.known_seats(session, event.id, frozenset(event.seat_ids[:2]))
+            again = await on_sale.known_seats(session, event.id, frozenset(event.seat_ids[:1]))
+
+    assert first == second
+    assert first is not None
+    assert first.status is EventStatus.ON_SALE
+    assert ids == frozenset(event.seat_ids[:2])
+    assert again == frozenset(event.seat_ids[:1])
+    assert len(seen) == 2
+
+
+async def test_seats_added_later_and_foreign_ids_are_told_apart(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine)
+    on_sale = OnSaleCache(lifetime_seconds=60)
+    new_seat = uuid.uuid4()
+    async with sessions() as session:
+        await on_sale.known_seats(session, event.id, frozenset(event.seat_ids))
+        async with engine.begin() as conn:
+            category = await conn.scalar(
+                text("SELECT id FROM price_categories WHERE event_id = :e"), {"e": event.id}
+            )
+            await conn.execute(
+                insert(Seat).values(
+                    id=new_seat,
+                    event_id=event.id,
+                    section="B",
+                    row="1",
+                    number=1,
+                    price_category_id=category,
+                )
+            )
+        foreign = uuid.uuid4()
+        ids = await on_sale.known_seats(session, event.id, frozenset({new_seat, foreign}))
+
+    assert ids == {new_seat}
+
+
+async def test_events_not_on_sale_are_not_kept(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine, status=EventStatus.DRAFT)
+    on_sale = OnSaleCache(lifetime_seconds=60)
+    async with sessions() as session:
+        draft = await on_sale.event(session, event.id)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE events SET status = 'on_sale' WHERE id = :e"), {"e": event.id}
+            )
+        published = await on_sale.event(session, event.id)
+
+    assert draft is not None
+    assert draft.status is EventStatus.DRAFT
+    assert published is not None
+    assert published.status is EventStatus.ON_SALE
+
+
+async def test_entries_expire_after_their_lifetime(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine)
+    on_sale = OnSaleCache(lifetime_seconds=0.05)
+    async with sessions() as session:
+        await on_sale.event(session, event.id)
+        async with engine.begin() as conn:
+            await conn.execute(
+                text("UPDATE events SET status = 'closed' WHERE id = :e"), {"e": event.id}
+            )
+        await asyncio.sleep(0.1)
+        session.expire_all()
+        closed = await on_sale.event(session, event.id)
+
+    assert closed is not None
+    assert closed.status is EventStatus.CLOSED
