@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import create_app
 from seatlock.bodies import Body
-from seatlock.errors import Conflict, DomainError, Gone, InvalidInput, NotFound, Unavailable
+from seatlock.errors import DomainError, Gone, InvalidInput, NotFound, SeatConflict, Unavailable
 from seatlock.models import User
 from seatlock.problems import problem_details_plugin
 from seatlock.settings import Settings
 from tests.clients import PASSWORD, Client
 
 SECRET_DETAIL = "password=hunter2 at /srv/seatlock/internal.py"
+SEAT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 BODY_LIMIT = 512
 
 
@@ -142,9 +144,9 @@ async def boom() -> None:
 @get("/domain/{kind:str}")
 async def domain(kind: FromPath[str]) -> None:
     errors: dict[str, DomainError] = {
-        "invalid": InvalidInput("seats must be in one event", seat_ids=["a", "b"]),
+        "invalid": InvalidInput("seats must be in one event", field="seat_ids"),
         "missing": NotFound("no such booking"),
-        "conflict": Conflict("seat taken", conflicting=["A-1"]),
+        "conflict": SeatConflict("seat taken", [SEAT], "held"),
         "gone": Gone("the hold expired"),
         "unavailable": Unavailable("holds are unavailable"),
     }
@@ -191,9 +193,9 @@ async def test_unhandled_error_is_a_500_problem_without_internals(
 @pytest.mark.parametrize(
     ("kind", "status", "extra"),
     [
-        ("invalid", 422, {"seat_ids": ["a", "b"]}),
+        ("invalid", 422, {"field": "seat_ids"}),
         ("missing", 404, {}),
-        ("conflict", 409, {"conflicting": ["A-1"]}),
+        ("conflict", 409, {"conflicts": [str(SEAT)], "reason": "held"}),
         ("gone", 410, {}),
         ("unavailable", 503, {}),
     ],

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -12,16 +14,32 @@ class DomainError(Exception):
     slug = "bad-request"
     title = "Bad request"
 
-    def __init__(self, detail: str, **extra: Any) -> None:
+    def __init__(self, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.extra = extra
+        # The request field the problem is about, where it is about one.
+        self.field = field
+
+    def members(self) -> dict[str, Any]:
+        """The problem's extension members beside type, title, status and detail."""
+        return {"field": self.field} if self.field else {}
 
 
 class InvalidInput(DomainError):
     status = 422
     slug = "invalid-input"
     title = "The request cannot be carried out as asked"
+
+
+class UnknownSeats(InvalidInput):
+    """Seat ids that are not seats of the event asked about."""
+
+    def __init__(self, detail: str, seats: Sequence[uuid.UUID]) -> None:
+        super().__init__(detail)
+        self.seats = list(seats)
+
+    def members(self) -> dict[str, Any]:
+        return {"unknown_seats": [str(seat) for seat in self.seats]}
 
 
 class Unauthorized(DomainError):
@@ -46,6 +64,21 @@ class Conflict(DomainError):
     status = 409
     slug = "conflict"
     title = "Conflict with the current state"
+
+
+class SeatConflict(Conflict):
+    """A conflict over named seats, with the reason they could not be had where known."""
+
+    def __init__(
+        self, detail: str, conflicts: Sequence[uuid.UUID], reason: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.conflicts = list(conflicts)
+        self.reason = reason
+
+    def members(self) -> dict[str, Any]:
+        found: dict[str, Any] = {"conflicts": [str(seat) for seat in self.conflicts]}
+        return found | {"reason": self.reason} if self.reason else found
 
 
 class Gone(DomainError):

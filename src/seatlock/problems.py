@@ -41,7 +41,7 @@ def from_domain_error(exc: DomainError) -> ProblemDetailsException:
         type_=PROBLEM_BASE + exc.slug,
         title=exc.title,
         detail=exc.detail,
-        extra=exc.extra or None,
+        extra=exc.members() or None,
         headers=headers or None,
     )
 

@@ -16,6 +16,7 @@ from seatlock import keys
 from seatlock.errors import Conflict, DomainError, Gone, NotFound
 from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldPolicy, HoldStore, SeatsUnavailable
+from seatlock.models import SeatState
 
 SEATS = [uuid.uuid4() for _ in range(8)]
 OWNERS = [uuid.uuid4() for _ in range(3)]
@@ -34,16 +35,16 @@ class ModelHold:
 class Model:
     holds: dict[str, ModelHold] = field(default_factory=dict)
     # PostgreSQL's truth about reserved and sold seats, which survives a flush of Redis.
-    taken: dict[uuid.UUID, str] = field(default_factory=dict)
+    taken: dict[uuid.UUID, SeatState] = field(default_factory=dict)
 
     def holder(self, seat: uuid.UUID) -> str | None:
         return next((h for h, hold in self.holds.items() if seat in hold.seats), None)
 
     def expected_conflicts(self, owner: uuid.UUID, seats: list[uuid.UUID]) -> dict[str, str]:
-        conflicts = {}
+        conflicts: dict[str, str] = {}
         for seat in seats:
             if seat in self.taken:
-                conflicts[str(seat)] = self.taken[seat]
+                conflicts[str(seat)] = self.taken[seat].value
             elif self.holder(seat):
                 conflicts[str(seat)] = "held"
         if conflicts:
@@ -75,7 +76,7 @@ class HoldMachine(RuleBasedStateMachine):
         self.run(self.redis.aclose())
         self.loop.close()
 
-    async def snapshot(self, event_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    async def snapshot(self, event_id: uuid.UUID) -> dict[uuid.UUID, SeatState]:
         return dict(self.model.taken)
 
     def attempt(self, coroutine: Any) -> Any:
@@ -98,7 +99,7 @@ class HoldMachine(RuleBasedStateMachine):
         result = self.attempt(self.store.hold(self.event, owner, seats, POLICY, self.snapshot))
         if expected:
             assert isinstance(result, SeatsUnavailable)
-            assert set(result.extra["conflicts"]) == set(expected)
+            assert {str(seat) for seat in result.conflicts} == set(expected)
         else:
             assert not isinstance(result, DomainError), result
             self.model.holds[result.id] = ModelHold(owner, seats)
@@ -145,8 +146,8 @@ class HoldMachine(RuleBasedStateMachine):
         else:
             assert isinstance(result, Conflict)
 
-    @rule(data=st.data(), state=st.sampled_from(["reserved", "sold"]))
-    def complete(self, data: st.DataObject, state: str) -> None:
+    @rule(data=st.data(), state=st.sampled_from([SeatState.RESERVED, SeatState.SOLD]))
+    def complete(self, data: st.DataObject, state: SeatState) -> None:
         converting = sorted(h for h, hold in self.model.holds.items() if hold.state == "converting")
         if not converting:
             return

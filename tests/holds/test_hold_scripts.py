@@ -15,6 +15,7 @@ from seatlock import keys
 from seatlock.errors import Conflict, Gone, NotFound
 from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldPolicy, HoldStore, SeatsUnavailable, event_of_hold
+from seatlock.models import SeatState
 from seatlock.redis_client import RedisClient, hash_field
 from tests.holds.holdstore import POLICY, seats, snapshot_of
 
@@ -49,7 +50,7 @@ async def test_a_hold_takes_all_seats_or_none(store: HoldStore) -> None:
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, bob, [s2, s3], POLICY, EMPTY)
 
-    assert refused.value.extra == {"conflicts": [str(s2)], "reason": "held"}
+    assert refused.value.members() == {"conflicts": [str(s2)], "reason": "held"}
     held = await store.held_seats(event)
     assert set(held) == {s1, s2}
     assert {h.owner_id for h in held.values()} == {alice}
@@ -129,7 +130,7 @@ async def test_the_owner_cap_counts_every_live_hold_of_the_event(store: HoldStor
 
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, alice, extra, cap4, EMPTY)
-    assert refused.value.extra == {"conflicts": [str(s) for s in extra], "reason": "limit"}
+    assert refused.value.members() == {"conflicts": [str(s) for s in extra], "reason": "limit"}
 
     await store.release(first.id, alice)
     assert (await store.hold(event, alice, extra, cap4, EMPTY)).seats == extra
@@ -158,11 +159,11 @@ async def test_complete_records_the_seats_and_drops_the_hold(store: HoldStore) -
     hold = await store.hold(event, alice, wanted, POLICY, EMPTY)
     await store.claim(hold.id, alice)
 
-    await store.complete(hold.id, alice, "reserved", wanted)
+    await store.complete(hold.id, alice, SeatState.RESERVED, wanted)
 
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, bob, wanted, POLICY, EMPTY)
-    assert refused.value.extra["reason"] == "reserved"
+    assert refused.value.reason == "reserved"
     with pytest.raises(NotFound):
         await store.get(hold.id, alice)
 
@@ -173,28 +174,28 @@ async def test_complete_records_the_seats_and_drops_the_hold(store: HoldStore) -
 async def test_sold_outranks_other_reasons(store: HoldStore) -> None:
     event, alice, bob = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     held, sold = seats(1), seats(1)
-    await store.hold(event, alice, held, POLICY, snapshot_of({sold[0]: "sold"}))
+    await store.hold(event, alice, held, POLICY, snapshot_of({sold[0]: SeatState.SOLD}))
 
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, bob, held + sold, POLICY, EMPTY)
 
-    assert refused.value.extra == {"conflicts": [str(held[0]), str(sold[0])], "reason": "sold"}
+    assert refused.value.members() == {"conflicts": [str(held[0]), str(sold[0])], "reason": "sold"}
 
 
 async def test_the_taken_cache_is_rebuilt_from_postgresql_after_flushall(store: HoldStore) -> None:
     event, alice = uuid.uuid4(), uuid.uuid4()
     s1, s2 = seats(2)
-    truth = {s1: "sold"}
+    truth = {s1: SeatState.SOLD}
     snapshot = snapshot_of(truth)
     with pytest.raises(SeatsUnavailable):
         await store.hold(event, alice, [s1], POLICY, snapshot)
 
     await store.redis.flushall()
-    truth[s2] = "reserved"
+    truth[s2] = SeatState.RESERVED
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, alice, [s2], POLICY, snapshot_of(truth))
 
-    assert refused.value.extra == {"conflicts": [str(s2)], "reason": "reserved"}
+    assert refused.value.members() == {"conflicts": [str(s2)], "reason": "reserved"}
 
 
 async def test_a_stale_snapshot_is_not_loaded(store: HoldStore) -> None:
@@ -202,19 +203,19 @@ async def test_a_stale_snapshot_is_not_loaded(store: HoldStore) -> None:
     seat = seats(1)
     changed_meanwhile = False
 
-    async def racing_snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    async def racing_snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, SeatState]:
         # A booking commits and is recorded while this snapshot is being read.
         nonlocal changed_meanwhile
         if not changed_meanwhile:
             changed_meanwhile = True
-            await store.mark_taken(event_id, "reserved", seat)
+            await store.mark_taken(event_id, SeatState.RESERVED, seat)
             return {}
-        return {seat[0]: "reserved"}
+        return {seat[0]: SeatState.RESERVED}
 
     with pytest.raises(SeatsUnavailable) as refused:
         await store.hold(event, uuid.uuid4(), seat, POLICY, racing_snapshot)
 
-    assert refused.value.extra["reason"] == "reserved"
+    assert refused.value.reason == "reserved"
     assert await hash_field(store.redis, keys.taken_seats(event), str(seat[0])) == "reserved"
 
 

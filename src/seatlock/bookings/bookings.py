@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
-from seatlock.errors import Conflict, Forbidden, InvalidInput, NotFound
+from seatlock.errors import Conflict, Forbidden, InvalidInput, NotFound, SeatConflict
 from seatlock.holds.store import HoldStore
 from seatlock.models import (
     Booking,
@@ -35,7 +35,7 @@ logger = logging.getLogger("seatlock")
 LIVE = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED)
 
 
-class SeatsTaken(Conflict):
+class SeatsTaken(SeatConflict):
     slug = "seats-taken"
     title = "Some seats were taken by someone else"
 
@@ -124,7 +124,7 @@ async def book_claimed_hold(
     )
     if missing := [s for s in seat_ids if s not in taken]:
         await session.rollback()
-        raise SeatsTaken("some seats were sold or reserved meanwhile", conflicts=missing)
+        raise SeatsTaken("some seats were sold or reserved meanwhile", missing)
     await session.commit()
     return booking
 
@@ -136,12 +136,12 @@ async def create_booking(
     try:
         booking = await book_claimed_hold(session, principal, hold_id, event_id, seat_ids)
     except SeatsTaken as taken:
-        await _forget_hold(session, store, principal, hold_id, event_id, taken.extra["conflicts"])
+        await _forget_hold(session, store, principal, hold_id, event_id, taken.conflicts)
         raise
     except BaseException:
         await best_effort(store.unclaim(hold_id, principal.id))
         raise
-    state = "sold" if booking.status is BookingStatus.CONFIRMED else "reserved"
+    state = SeatState.SOLD if booking.status is BookingStatus.CONFIRMED else SeatState.RESERVED
     await best_effort(store.complete(hold_id, principal.id, state, seat_ids))
     return booking
 
@@ -160,7 +160,7 @@ async def _forget_hold(
     await best_effort(store.release(hold_id, principal.id))
     for seat_id, state in states:
         if state is not SeatState.AVAILABLE:
-            await best_effort(store.mark_taken(event_id, state.value, [seat_id]))
+            await best_effort(store.mark_taken(event_id, state, [seat_id]))
 
 
 async def best_effort(step: Awaitable[object]) -> None:

@@ -9,11 +9,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from seatlock.errors import Conflict, InvalidInput, NotFound
+from seatlock.errors import Conflict, InvalidInput, NotFound, UnknownSeats
 from seatlock.holds.best_seats import SeatSpot, candidate_windows
 from seatlock.holds.on_sale import EventFacts, OnSaleCache
 from seatlock.holds.store import Hold, HoldPolicy, HoldStore, SeatsUnavailable, TakenSnapshot
@@ -52,23 +53,29 @@ async def event_on_sale(
 
 
 def taken_snapshot(session: AsyncSession) -> TakenSnapshot:
-    async def snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, str]:
+    async def snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, SeatState]:
         rows = await session.execute(
             select(Seat.id, Seat.state).where(
                 Seat.event_id == event_id, Seat.state != SeatState.AVAILABLE
             )
         )
-        return {seat_id: state.value for seat_id, state in rows}
+        return dict(rows.tuples())
 
     return snapshot
 
 
+class TooManySeats(InvalidInput):
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} seats can be held for this event")
+        self.limit = limit
+
+    def members(self) -> dict[str, Any]:
+        return {"limit": self.limit}
+
+
 def _check_count(event: EventFacts, count: int) -> None:
     if count > event.max_seats_per_booking:
-        raise InvalidInput(
-            f"at most {event.max_seats_per_booking} seats can be held for this event",
-            limit=event.max_seats_per_booking,
-        )
+        raise TooManySeats(event.max_seats_per_booking)
 
 
 async def hold_chosen_seats(
@@ -85,7 +92,7 @@ async def hold_chosen_seats(
     _check_count(event, len(seat_ids))
     known = await on_sale.known_seats(session, event.id, wanted)
     if unknown := [s for s in seat_ids if s not in known]:
-        raise InvalidInput("some seats are not seats of this event", unknown_seats=unknown)
+        raise UnknownSeats("some seats are not seats of this event", unknown)
     return await store.hold(event.id, owner_id, seat_ids, policy_of(event), taken_snapshot(session))
 
 
@@ -135,12 +142,10 @@ async def hold_best_available(
                 event.id, owner_id, window, policy_of(event), taken_snapshot(session)
             )
         except SeatsUnavailable as refused:
-            if refused.extra["reason"] == "limit":
+            if refused.reason == "limit":
                 raise
-            lost.update(uuid.UUID(s) for s in refused.extra["conflicts"])
+            lost.update(refused.conflicts)
         attempts += 1
         if attempts == BEST_AVAILABLE_ATTEMPTS:
             break
-    raise SeatsUnavailable(
-        f"no {quantity} adjacent seats are available", conflicts=[], reason="unavailable"
-    )
+    raise SeatsUnavailable(f"no {quantity} adjacent seats are available", [], "unavailable")

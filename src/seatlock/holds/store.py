@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 
 from seatlock import keys
-from seatlock.errors import Conflict, Gone, NotFound, Unavailable
+from seatlock.errors import Conflict, Gone, NotFound, SeatConflict, Unavailable
 from seatlock.holds.scripts import Scripts
+from seatlock.models import SeatState
 from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
 
 REBUILD_ATTEMPTS = 5
@@ -28,10 +29,10 @@ TAKEN_CACHE_TTL_MS = 300_000
 # The reason reported when conflicts differ: the most lasting one wins.
 REASON_ORDER = ("sold", "reserved", "held", "limit")
 
-TakenSnapshot = Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, str]]]
+TakenSnapshot = Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, SeatState]]]
 
 
-class SeatsUnavailable(Conflict):
+class SeatsUnavailable(SeatConflict):
     slug = "seats-unavailable"
     title = "Some seats cannot be held"
 
@@ -100,7 +101,7 @@ def _conflict(reply: list[str]) -> SeatsUnavailable:
         if reason == "limit"
         else "some of the seats are not available"
     )
-    return SeatsUnavailable(detail, conflicts=[seat for seat, _ in pairs], reason=reason)
+    return SeatsUnavailable(detail, [uuid.UUID(seat) for seat, _ in pairs], reason)
 
 
 def _refusal(reply: list[str]) -> Exception:
@@ -188,7 +189,7 @@ class HoldStore:
         for _ in range(REBUILD_ATTEMPTS):
             version = await hash_field(self.redis, key, "__version__") or ""
             taken = await snapshot(event_id)
-            pairs = [value for seat, state in taken.items() for value in (str(seat), state)]
+            pairs = [value for seat, state in taken.items() for value in (str(seat), state.value)]
             loaded = await self.scripts.load_taken(
                 keys=[key], args=[version, TAKEN_CACHE_TTL_MS, *pairs]
             )
@@ -265,18 +266,20 @@ class HoldStore:
             await self.scripts.unclaim(keys=[keys.hold(event_id, hold_id)], args=[str(owner_id)])
 
     async def complete(
-        self, hold_id: str, owner_id: uuid.UUID, state: str, seat_ids: Sequence[uuid.UUID]
+        self, hold_id: str, owner_id: uuid.UUID, state: SeatState, seat_ids: Sequence[uuid.UUID]
     ) -> None:
         """After PostgreSQL committed: record the seats as taken and drop the hold."""
         event_id = event_of_hold(hold_id)
         complete_keys = [*self._event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
-        await self.scripts.complete(keys=complete_keys, args=[hold_id, state, *map(str, seat_ids)])
+        await self.scripts.complete(
+            keys=complete_keys, args=[hold_id, state.value, *map(str, seat_ids)]
+        )
 
     async def mark_taken(
-        self, event_id: uuid.UUID, state: str, seat_ids: Sequence[uuid.UUID]
+        self, event_id: uuid.UUID, state: SeatState, seat_ids: Sequence[uuid.UUID]
     ) -> None:
         await self.scripts.mark_taken(
-            keys=[keys.taken_seats(event_id)], args=[state, *map(str, seat_ids)]
+            keys=[keys.taken_seats(event_id)], args=[state.value, *map(str, seat_ids)]
         )
 
     async def free_taken(self, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]) -> None:

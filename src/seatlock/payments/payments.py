@@ -202,7 +202,7 @@ async def settle(
     sold = await _confirm(session, payment)
     await session.commit()
     if sold:
-        await best_effort(store.mark_taken(payment.event_id, "sold", sold))
+        await best_effort(store.mark_taken(payment.event_id, SeatState.SOLD, sold))
     else:
         await refund(session, providers, payment)
     return payment
