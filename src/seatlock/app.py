@@ -19,6 +19,7 @@ from seatlock.auth.admin_routes import admin_router
 from seatlock.auth.routes import auth_router
 from seatlock.bookings.expiry import sweep_until
 from seatlock.bookings.routes import bookings_router
+from seatlock.events.images import LocalImageStore
 from seatlock.events.routes import events_router
 from seatlock.health import health_router
 from seatlock.holds.on_sale import OnSaleCache
@@ -45,6 +46,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.holds = HoldStore(redis, scripts)
     app.state.on_sale = OnSaleCache()
+    app.state.images = LocalImageStore(settings.image_path)
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
     stop_sweeping = asyncio.Event()
@@ -104,7 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             admin_router,
             health_router,
             holds_router,
-            events_router(settings),
+            events_router,
             bookings_router,
             payments_router,
             sandbox_router,

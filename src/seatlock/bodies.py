@@ -17,8 +17,6 @@ Email = Annotated[
 ]
 Password = Annotated[str, msgspec.Meta(min_length=12, max_length=128)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120, pattern=r"\S")]
-Limit = Annotated[int, msgspec.Meta(ge=1, le=100)]
-Offset = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):

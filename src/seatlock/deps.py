@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.auth.access import provide_principal, provide_viewer
 from seatlock.auth.tokens import Principal
+from seatlock.events.images import ImageStore
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
@@ -31,6 +32,7 @@ Redis: TypeAlias = NamedDependency[SkipValidation[RedisClient]]
 Holds: TypeAlias = NamedDependency[HoldStore]
 OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
+Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
 
@@ -59,6 +61,7 @@ def dependencies() -> dict[str, Provide]:
         "holds": _state_value("holds"),
         "on_sale": _state_value("on_sale"),
         "providers": _state_value("providers"),
+        "image_store": _state_value("images"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "viewer": Provide(provide_viewer, sync_to_thread=False),

@@ -126,8 +126,23 @@ def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
 # PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict:
 # nothing was written, and the same request can simply be sent again.
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+# PostgreSQL is shutting down, starting up or restarting (admin shutdown, crash shutdown,
+# cannot connect now), or the connection broke (class 08): an outage, not a fault.
+OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 # Text PostgreSQL cannot store (a NUL character, an invalid byte sequence): bad input.
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+def _is_outage(exc: DBAPIError, sqlstate: str | None) -> bool:
+    lost = exc.connection_invalidated or isinstance(exc.orig, ConnectionError | TimeoutError)
+    return lost or sqlstate in OUTAGE_SQLSTATES or (sqlstate or "").startswith("08")
+
+
+def from_outage(exc: Exception) -> ProblemDetailsException:
+    # The request's transaction never committed: it can be sent again once PostgreSQL is
+    # back, which a restart makes a matter of seconds.
+    logger.warning("PostgreSQL unreachable, answered 503: %s", exc)
+    return _retry_soon("The database is unavailable; please retry shortly.")
 
 
 def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
@@ -139,6 +154,8 @@ def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
             title="The request contains text that cannot be stored",
             detail="Text fields may not contain NUL characters.",
         )
+    if _is_outage(exc, sqlstate):
+        return from_outage(exc)
     if sqlstate not in RETRYABLE_SQLSTATES:
         return from_unhandled(exc)
     logger.warning("transaction aborted by PostgreSQL, answered 503: %s", exc.orig)
@@ -153,6 +170,9 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 HTTPException: from_http_exception,
                 PoolTimeout: from_pool_timeout,
                 DBAPIError: from_database_error,
+                # A connection refused or timed out before any DBAPI call could wrap it.
+                ConnectionError: from_outage,
+                TimeoutError: from_outage,
                 Exception: from_unhandled,
             }
         )

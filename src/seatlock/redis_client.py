@@ -3,6 +3,7 @@ so that a Redis outage turns into a quick 503 instead of a hung request."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable
 from typing import TypeAlias, cast
 
@@ -20,6 +21,8 @@ RedisClient: TypeAlias = Redis | RedisCluster
 
 # What a Redis outage looks like to a caller of redis-py.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
+
+logger = logging.getLogger("seatlock")
 
 
 def connect_redis(settings: Settings) -> RedisClient:
@@ -59,3 +62,12 @@ async def hash_field(redis: RedisClient, key: str, field: str) -> str | None:
 
 async def hash_fields(redis: RedisClient, key: str) -> dict[str, str]:
     return await cast("Awaitable[dict[str, str]]", redis.hgetall(key))
+
+
+async def best_effort(step: Awaitable[object]) -> None:
+    """Run a Redis step that follows a PostgreSQL commit. If Redis is down the cache is
+    rebuilt from PostgreSQL later, so the commit stands."""
+    try:
+        await step
+    except REDIS_DOWN:
+        logger.warning("Redis unreachable after a seat change; its cache will be rebuilt")

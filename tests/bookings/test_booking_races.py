@@ -59,6 +59,7 @@ async def paused_owner_race(
             await bookings.book_claimed_hold(
                 session, alice, alice_hold.id, claimed_event, claimed_seats
             )
+            await session.commit()
         except SeatsTaken as refused:
             return event.id, refused
     return event.id, None
@@ -81,7 +82,7 @@ async def test_control_without_the_recheck_the_harness_sees_a_double_sale(
     store: HoldStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bookings, "seats_available", sqlalchemy.true)
+    monkeypatch.setattr("seatlock.bookings.seats.seats_available", sqlalchemy.true)
 
     event_id, alice_error = await paused_owner_race(engine, sessions, store)
 

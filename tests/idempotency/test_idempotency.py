@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from typing import Any
 
 import msgspec
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -109,11 +111,36 @@ async def test_racing_requests_with_one_key_book_once(
         )
     )
 
-    statuses = sorted(r.status_code for r in responses)
-    assert statuses.count(201) >= 1
-    assert set(statuses) <= {201, 409}
-    created = {r.json()["id"] for r in responses if r.status_code == 201}
-    assert len(created) == 1
+    # The key is claimed in the booking's own transaction: the others wait for it to
+    # commit, then replay its answer.
+    assert [r.status_code for r in responses] == [201] * 5
+    assert [r.headers.get("idempotent-replayed") for r in responses].count(None) == 1
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert await count(engine, "bookings") == 1
+
+
+async def test_a_booking_that_fails_before_its_commit_leaves_its_key_free(
+    client: Client, make_user: UserFactory, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    hold_id = await hold(client, buyer, event.id, event.seat_ids[:1])
+    headers = {**buyer, "Idempotency-Key": "checkout-6"}
+    store_answer = records.store
+
+    async def crash_once(*args: Any) -> None:
+        monkeypatch.setattr(records, "store", store_answer)
+        raise RuntimeError("the process died before the commit")
+
+    monkeypatch.setattr(records, "store", crash_once)
+    failed = await client.post("/api/bookings", json={"hold_id": hold_id}, headers=headers)
+    assert (failed.status_code, await count(engine, "idempotency_records")) == (500, 0)
+    assert await count(engine, "bookings") == 0
+
+    retry = await client.post("/api/bookings", json={"hold_id": hold_id}, headers=headers)
+
+    assert retry.status_code == 201
+    assert "idempotent-replayed" not in retry.headers
     assert await count(engine, "bookings") == 1
 
 

@@ -63,7 +63,7 @@ def user_out(user: User) -> UserOut:
     )
 
 
-def _refresh_cookie(settings: deps.Settings, value: str, max_age: int) -> Cookie:
+def _refresh_cookie(value: str, max_age: int) -> Cookie:
     return Cookie(
         key=REFRESH_COOKIE,
         value=value,
@@ -88,7 +88,7 @@ def _signed_in(
     return Response(
         body,
         status_code=status,
-        cookies=[_refresh_cookie(settings, refresh_token, max_age)],
+        cookies=[_refresh_cookie(refresh_token, max_age)],
         headers={"Cache-Control": "no-store"},
     )
 
@@ -162,7 +162,7 @@ async def logout(
     presented = request.cookies.get(REFRESH_COOKIE)
     if presented:
         await refresh_tokens.revoke(db_session, presented)
-    return Response(None, status_code=204, cookies=[_refresh_cookie(settings, "", 0)])
+    return Response(None, status_code=204, cookies=[_refresh_cookie("", 0)])
 
 
 @get("/me", roles=SIGNED_IN)

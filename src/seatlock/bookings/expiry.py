@@ -17,10 +17,11 @@ from collections import defaultdict
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from seatlock.bookings.bookings import best_effort, free_seats
+from seatlock.bookings.seats import free_seats
 from seatlock.holds.store import HoldStore
 from seatlock.idempotency import records
 from seatlock.models import Booking, BookingStatus
+from seatlock.redis_client import best_effort
 
 logger = logging.getLogger("seatlock")
 

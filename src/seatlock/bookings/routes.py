@@ -13,11 +13,9 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from seatlock import deps
 from seatlock.auth.access import SIGNED_IN
 from seatlock.bodies import Body
-from seatlock.bookings import bookings
-from seatlock.bookings.bookings import best_effort
-from seatlock.idempotency.replays import run_idempotently
+from seatlock.bookings import bookings, cancellation
+from seatlock.idempotency.replays import Recorder, run_in_transaction
 from seatlock.models import Booking, BookingStatus
-from seatlock.payments import payments
 
 
 class BookingRequest(Body):
@@ -63,11 +61,16 @@ async def create_booking(
     db_session: deps.DbSession,
     holds: deps.Holds,
 ) -> Response[bytes]:
-    async def book() -> BookingOut:
-        booking = await bookings.create_booking(db_session, holds, principal, data.hold_id)
+    async def book(record: Recorder) -> BookingOut:
+        async def answer(booking: Booking) -> None:
+            await record(booking_out(booking))
+
+        booking = await bookings.create_booking(
+            db_session, holds, principal, data.hold_id, before_commit=answer
+        )
         return booking_out(booking)
 
-    return await run_idempotently(request, db_session, principal.id, data, 201, book)
+    return await run_in_transaction(request, db_session, principal.id, data, 201, book)
 
 
 @get("/my-bookings", roles=SIGNED_IN)
@@ -100,11 +103,9 @@ async def cancel_booking(
     settings: deps.Settings,
 ) -> BookingOut:
     cutoff = timedelta(hours=settings.cancellation_cutoff_hours)
-    booking, freed = await bookings.cancel_booking(db_session, principal, booking_id, cutoff)
-    await db_session.commit()
-    if freed:
-        await best_effort(holds.free_taken(booking.event_id, freed))
-    await payments.refund_cancelled(db_session, providers, booking)
+    booking = await cancellation.cancel_booking(
+        db_session, holds, providers, principal, booking_id, cutoff
+    )
     return booking_out(booking)
 
 

@@ -220,6 +220,7 @@ async def create_event(
     category_ids = categories.add_categories(session, event.id, data.price_categories)
     seats = await seatmaps.insert_seats(session, event.id, plan, category_ids)
     await session.commit()
+    await seatmaps.refresh_statistics(session, len(seats))
     return await event_view(session, event), seats
 
 

@@ -5,30 +5,27 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Final, TypeAlias
+from typing import Annotated, Final
 
 import msgspec
 from litestar import Response, Router, delete, get, patch, post
 from litestar.datastructures import UploadFile
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter, SkipValidation
+from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 
 from seatlock import deps
 from seatlock.auth.access import ADMINS, PUBLIC, STAFF
 from seatlock.errors import Unavailable
 from seatlock.events import events, images, listings
 from seatlock.events.events import EventChanges, EventCreate, EventView
-from seatlock.events.images import ImageStore, LocalImageStore
 from seatlock.events.seatmaps import SeatRow, seat_rows
 from seatlock.holds.store import HeldSeat
 from seatlock.models import Event, EventStatus, SeatState
-from seatlock.settings import Settings
 
 # Room for the multipart framing around the file itself.
-MULTIPART_OVERHEAD: Final = 16_384
+# The most an image upload may send, whatever the settings allow: the configured limit
+# (SEATLOCK_MAX_IMAGE_BYTES, at most this) is enforced on the parsed file.
+MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024 + 16_384
 IMAGE_CACHING: Final = "public, max-age=31536000, immutable"
-
-Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
 
 
 class PriceCategoryOut(msgspec.Struct):
@@ -243,7 +240,7 @@ async def update_event(
 
 @delete("/events/{event_id:uuid}", roles=ADMINS, status_code=204)
 async def delete_event(
-    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, image_store: Images
+    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, image_store: deps.Images
 ) -> None:
     """Only for events without bookings; the others are cancelled instead."""
     image_key = await events.delete_event(db_session, event_id)
@@ -251,13 +248,14 @@ async def delete_event(
         await image_store.remove(image_key)
 
 
+@post("/events/{event_id:uuid}/image", roles=STAFF, request_max_body_size=MAX_UPLOAD_BYTES)
 async def upload_image(
     event_id: FromPath[uuid.UUID],
     data: MultipartBody[UploadFile],
     principal: deps.Caller,
     db_session: deps.DbSession,
     settings: deps.Settings,
-    image_store: Images,
+    image_store: deps.Images,
 ) -> Response[ImageOut]:
     """Multipart upload of a JPEG, PNG or WebP image, recognised by its content."""
     event = await events.changeable_event(db_session, event_id, principal)
@@ -271,7 +269,7 @@ async def upload_image(
 
 
 @get("/images/{key:str}", roles=PUBLIC)
-async def get_image(key: FromPath[str], image_store: Images) -> Response[bytes]:
+async def get_image(key: FromPath[str], image_store: deps.Images) -> Response[bytes]:
     # Every upload gets a new key, so what is served under a key never changes.
     return Response(
         await image_store.load(key),
@@ -280,26 +278,17 @@ async def get_image(key: FromPath[str], image_store: Images) -> Response[bytes]:
     )
 
 
-def events_router(settings: Settings) -> Router:
-    """The routes, with the image store and upload limit the settings ask for."""
-    store = LocalImageStore(settings.image_path)
-    upload = post(
-        "/events/{event_id:uuid}/image",
-        roles=STAFF,
-        request_max_body_size=settings.max_image_bytes + MULTIPART_OVERHEAD,
-    )(upload_image)
-    return Router(
-        "/api",
-        route_handlers=[
-            list_events,
-            get_event,
-            get_seats,
-            create_event,
-            update_event,
-            delete_event,
-            upload,
-            get_image,
-        ],
-        dependencies={"image_store": Provide(lambda: store, sync_to_thread=False)},
-        tags=["events"],
-    )
+events_router = Router(
+    "/api",
+    route_handlers=[
+        list_events,
+        get_event,
+        get_seats,
+        create_event,
+        update_event,
+        delete_event,
+        upload_image,
+        get_image,
+    ],
+    tags=["events"],
+)

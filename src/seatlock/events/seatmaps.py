@@ -22,6 +22,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -176,3 +177,15 @@ async def replace_seats(
         )
     added = {key: spec for key, spec in plan.items() if key not in stored}
     await insert_seats(session, event_id, added, category_ids)
+
+
+# A map this large changes the seats table enough that the planner's statistics, until
+# autovacuum gets to them, would make it scan the whole event for each seat lookup.
+ANALYZE_FROM_SEATS = 1_000
+
+
+async def refresh_statistics(session: AsyncSession, seats_written: int) -> None:
+    """After a large seat map was committed: refresh the planner's statistics of seats."""
+    if seats_written >= ANALYZE_FROM_SEATS:
+        await session.execute(text("ANALYZE seats"))
+        await session.commit()

@@ -59,7 +59,7 @@ def taken_snapshot(session: AsyncSession) -> TakenSnapshot:
                 Seat.event_id == event_id, Seat.state != SeatState.AVAILABLE
             )
         )
-        return dict(rows.tuples())
+        return {seat_id: state for seat_id, state in rows}
 
     return snapshot
 

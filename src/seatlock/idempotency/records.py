@@ -49,16 +49,19 @@ def _checked_key(key: str | None) -> str:
     return key
 
 
-async def begin(
+async def claim(
     session: AsyncSession, user_id: uuid.UUID, route: str, key: str | None, request: bytes
 ) -> Claim | StoredResponse:
-    """Claim a key for a new request, or return the stored response of an earlier one."""
-    claim = Claim(user_id, route, _checked_key(key))
+    """Claim a key for a new request inside the session's transaction, or return the stored
+    response of an earlier one. Nothing is committed: a claim made here lives and dies with
+    the work it guards, so a crash or an outage never leaves the key stuck. A concurrent
+    request with the same key waits on the claimed row until this transaction ends."""
+    checked = Claim(user_id, route, _checked_key(key))
     digest = hashlib.sha256(request).hexdigest()
     now = datetime.now(UTC)
     fresh = {"request_hash": digest, "expires_at": now + KEEP_FOR}
     statement = insert(IdempotencyRecord).values(
-        user_id=user_id, route=route, key=claim.key, **fresh
+        user_id=user_id, route=route, key=checked.key, **fresh
     )
     # One statement claims a new key or takes over an expired record of it.
     inserted = await session.scalar(
@@ -73,14 +76,13 @@ async def begin(
             where=IdempotencyRecord.expires_at < now,
         ).returning(IdempotencyRecord.key)
     )
-    await session.commit()
     if inserted is not None:
-        return claim
+        return checked
     record = await session.get(
-        IdempotencyRecord, (user_id, route, claim.key), populate_existing=True
+        IdempotencyRecord, (user_id, route, checked.key), populate_existing=True
     )
     if record is None:  # removed by a concurrent abandon: try again as new
-        return await begin(session, user_id, route, key, request)
+        return await claim(session, user_id, route, key, request)
     if record.request_hash != digest:
         raise InvalidInput("this Idempotency-Key was used with a different request")
     if record.response_status is None or record.response_body is None:
@@ -90,31 +92,45 @@ async def begin(
     )
 
 
-async def finish(session: AsyncSession, claim: Claim, response: StoredResponse) -> None:
+async def begin(
+    session: AsyncSession, user_id: uuid.UUID, route: str, key: str | None, request: bytes
+) -> Claim | StoredResponse:
+    """Claim a key and commit the claim, for work that cannot share its transaction."""
+    claimed = await claim(session, user_id, route, key, request)
+    await session.commit()
+    return claimed
+
+
+async def store(session: AsyncSession, claimed: Claim, response: StoredResponse) -> None:
+    """Record the answer of a claimed key, in the session's transaction."""
     await session.execute(
         update(IdempotencyRecord)
-        .where(*_identifies(claim))
+        .where(*_identifies(claimed))
         .values(
             response_status=response.status,
             response_body=response.body,
             response_media_type=response.media_type,
         )
     )
+
+
+async def finish(session: AsyncSession, claimed: Claim, response: StoredResponse) -> None:
+    await store(session, claimed, response)
     await session.commit()
 
 
-async def abandon(session: AsyncSession, claim: Claim) -> None:
+async def abandon(session: AsyncSession, claimed: Claim) -> None:
     """Forget a claim whose request failed unexpectedly, so that a retry can run."""
     await session.rollback()
-    await session.execute(delete(IdempotencyRecord).where(*_identifies(claim)))
+    await session.execute(delete(IdempotencyRecord).where(*_identifies(claimed)))
     await session.commit()
 
 
-def _identifies(claim: Claim) -> list[ColumnElement[bool]]:
+def _identifies(claimed: Claim) -> list[ColumnElement[bool]]:
     return [
-        IdempotencyRecord.user_id == claim.user_id,
-        IdempotencyRecord.route == claim.route,
-        IdempotencyRecord.key == claim.key,
+        IdempotencyRecord.user_id == claimed.user_id,
+        IdempotencyRecord.route == claimed.route,
+        IdempotencyRecord.key == claimed.key,
     ]
 
 

@@ -12,7 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
-from seatlock.bookings.bookings import best_effort, get_booking, take_seats
+from seatlock.bookings.bookings import get_booking
+from seatlock.bookings.seats import take_seats
 from seatlock.errors import Conflict, InvalidInput, NotFound
 from seatlock.holds.store import HoldStore
 from seatlock.models import (
@@ -27,6 +28,7 @@ from seatlock.models import (
     SeatState,
 )
 from seatlock.payments.providers.base import Checkout, InvalidCallback, Outcome, PaymentProvider
+from seatlock.redis_client import best_effort
 
 logger = logging.getLogger("seatlock")
 
@@ -145,16 +147,14 @@ async def receive_webhook(
     )
     if payment_id is None:
         raise InvalidCallback("the notification names no payment of ours")
-    await settle(session, store, providers, payment_id, outcome, notification=provider_name)
+    notice = (provider_name, outcome.provider_event_id)
+    await settle(session, store, providers, payment_id, outcome, notification=notice)
 
 
-async def _first_notice(
-    session: AsyncSession, provider_name: str, notification_id: str | None
-) -> bool:
+async def _first_notice(session: AsyncSession, notification: tuple[str, str]) -> bool:
     """Record a provider's notification in the settling transaction, so that it counts as
     handled exactly when its effect is committed. False for a replay."""
-    if notification_id is None:
-        raise InvalidCallback("the notification carries no id")
+    provider_name, notification_id = notification
     recorded = await session.scalar(
         insert(ProviderNotification)
         .values(provider=provider_name, notification_id=notification_id)
@@ -170,18 +170,17 @@ async def settle(
     providers: Providers,
     payment_id: uuid.UUID,
     outcome: Outcome,
-    notification: str | None = None,
+    notification: tuple[str, str] | None = None,
 ) -> Payment:
     """Apply a provider's outcome to a payment exactly once, however often it arrives.
-    `notification` names the provider when the outcome came as a webhook."""
+    `notification` is the provider and its notification id when the outcome came as a
+    webhook."""
     payment = await session.get(Payment, payment_id, with_for_update=True, populate_existing=True)
     assert payment is not None
     if outcome.provider_reference != payment.provider_reference:
         await session.rollback()
         raise InvalidCallback("the outcome is for another payment")
-    replay = notification is not None and not await _first_notice(
-        session, notification, outcome.provider_event_id
-    )
+    replay = notification is not None and not await _first_notice(session, notification)
     # A failed attempt is not final: the buyer may try another card on the same checkout.
     open_statuses = (PaymentStatus.INITIATED, PaymentStatus.FAILED)
     if replay or payment.status not in open_statuses or outcome.status == "pending":
