@@ -1,15 +1,46 @@
-"""What tests share besides fixtures: the client type, the user factory's type, and the
-secret and password the test accounts use."""
+"""What tests share besides fixtures: the client types, the user factory's type, the
+secret and password the test accounts use, and the check of a problem answer."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
+import httpx
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 PASSWORD = "correct horse battery staple"
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 Client = AsyncTestClient[Litestar]
 UserFactory = Callable[..., Awaitable[dict[str, str]]]
+
+
+class ClientWith(Protocol):
+    """The `client_with` fixture: `async with client_with(max_body_bytes=512) as client:`
+    opens a client of the app whose settings differ from the suite's by `changes`."""
+
+    def __call__(self, **changes: Any) -> AbstractAsyncContextManager[Client]: ...
+
+
+def assert_problem(
+    response: httpx.Response, status: int, slug: str | None = None
+) -> dict[str, Any]:
+    """Asserts an RFC 9457 answer with this status (and type `/problems/<slug>` when a slug
+    is given); returns its body. The messages name the request, since this module is not
+    one whose asserts pytest rewrites."""
+    asked = f"{response.request.method} {response.request.url}"
+    assert response.status_code == status, f"{asked}: {response.status_code} {response.text}"
+    media_type = response.headers.get("content-type")
+    assert media_type == PROBLEM_MEDIA_TYPE, f"{asked}: {media_type}"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status, f"{asked}: {body}"
+    for member in ("type", "title", "detail"):
+        assert isinstance(body.get(member), str), f"{asked}: no {member} in {body}"
+        assert body[member], f"{asked}: empty {member} in {body}"
+    if slug is not None:
+        assert body["type"] == f"/problems/{slug}", f"{asked}: {body['type']}"
+    return body

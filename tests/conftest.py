@@ -7,8 +7,11 @@ import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import msgspec
 import pytest
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
@@ -23,7 +26,7 @@ from seatlock.holds.scripts import register_scripts
 from seatlock.holds.store import HoldStore
 from seatlock.models import Base, Role
 from seatlock.settings import Settings
-from tests.clients import PASSWORD, TEST_SECRET, Client, UserFactory
+from tests.clients import PASSWORD, TEST_SECRET, Client, ClientWith, UserFactory
 
 
 @pytest.fixture(scope="session")
@@ -110,8 +113,21 @@ async def clean_state(engine: AsyncEngine, redis: Redis) -> None:
 
 
 @pytest.fixture
-async def client(settings: Settings) -> AsyncIterator[Client]:
-    async with AsyncTestClient(app=create_app(settings)) as client:
+def client_with(settings: Settings) -> ClientWith:
+    """Opens clients of the app with some settings changed (the one way tests change them)."""
+
+    @asynccontextmanager
+    async def open_client(**changes: Any) -> AsyncIterator[Client]:
+        app = create_app(msgspec.structs.replace(settings, **changes))
+        async with AsyncTestClient(app=app) as client:
+            yield client
+
+    return open_client
+
+
+@pytest.fixture
+async def client(client_with: ClientWith) -> AsyncIterator[Client]:
+    async with client_with() as client:
         yield client
 
 

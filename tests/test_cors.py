@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import msgspec
-from litestar.testing import AsyncTestClient
-
-from seatlock.app import create_app
-from seatlock.settings import Settings
+from tests.clients import Client, ClientWith
 
 SHOP = "https://tickets.example.test"
 PREFLIGHT = {
@@ -15,9 +11,10 @@ PREFLIGHT = {
 }
 
 
-async def test_an_allowed_origin_passes_the_preflight_with_credentials(settings: Settings) -> None:
-    app = create_app(msgspec.structs.replace(settings, allowed_origins=SHOP))
-    async with AsyncTestClient(app=app) as client:
+async def test_an_allowed_origin_passes_the_preflight_with_credentials(
+    client_with: ClientWith,
+) -> None:
+    async with client_with(allowed_origins=SHOP) as client:
         allowed = await client.options("/api/bookings", headers={"Origin": SHOP, **PREFLIGHT})
         foreign = await client.options(
             "/api/bookings", headers={"Origin": "https://evil.test", **PREFLIGHT}
@@ -32,8 +29,7 @@ async def test_an_allowed_origin_passes_the_preflight_with_credentials(settings:
     assert read.headers["access-control-allow-origin"] == SHOP
 
 
-async def test_without_allowed_origins_no_cross_origin_access(settings: Settings) -> None:
-    async with AsyncTestClient(app=create_app(settings)) as client:
-        response = await client.get("/health/live", headers={"Origin": SHOP})
+async def test_without_allowed_origins_no_cross_origin_access(client: Client) -> None:
+    response = await client.get("/health/live", headers={"Origin": SHOP})
 
     assert "access-control-allow-origin" not in response.headers

@@ -10,6 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from seatlock import db
 from seatlock.problems import problem_details_plugin
 from seatlock.settings import Settings
+from tests.clients import assert_problem
 
 
 @get("/busy")
@@ -22,8 +23,7 @@ async def test_an_exhausted_pool_answers_503_with_retry_after() -> None:
     async with AsyncTestClient(app=app) as client:
         response = await client.get("/busy")
 
-    assert response.status_code == 503
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_problem(response, 503)
     assert response.headers["retry-after"] == "1"
     assert "QueuePool" not in response.text
 

@@ -16,49 +16,32 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock.app import create_app
 from seatlock.bodies import Body
 from seatlock.errors import DomainError, Gone, InvalidInput, NotFound, SeatConflict, Unavailable
 from seatlock.models import User
 from seatlock.problems import problem_details_plugin
-from seatlock.settings import Settings
-from tests.clients import PASSWORD, Client
+from tests.clients import PASSWORD, PROBLEM_MEDIA_TYPE, Client, ClientWith, assert_problem
 
 SECRET_DETAIL = "password=hunter2 at /srv/seatlock/internal.py"
 SEAT = uuid.UUID("00000000-0000-4000-8000-000000000001")
 BODY_LIMIT = 512
 
 
-def _assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert isinstance(body["type"], str)
-    assert body["type"]
-    assert isinstance(body["title"], str)
-    assert body["title"]
-    assert isinstance(body["detail"], str)
-    assert body["detail"]
-    return body
-
-
 async def test_unknown_path_is_a_404_problem(client: Client) -> None:
-    body = _assert_problem(await client.get("/api/no-such-thing"), 404)
+    body = assert_problem(await client.get("/api/no-such-thing"), 404)
     assert (body["type"], body["title"]) == ("about:blank", "Not Found")
 
 
 async def test_wrong_method_is_a_405_problem_naming_the_allowed_ones(client: Client) -> None:
     response = await client.delete("/api/auth/me")
-    body = _assert_problem(response, 405)
+    body = assert_problem(response, 405)
     assert (body["type"], body["title"]) == ("about:blank", "Method Not Allowed")
     assert "GET" in response.headers["allow"]
 
 
 @pytest.fixture
-async def small_body_client(settings: Settings) -> AsyncIterator[Client]:
-    limited = msgspec.structs.replace(settings, max_body_bytes=BODY_LIMIT)
-    async with AsyncTestClient(app=create_app(limited)) as client:
+async def small_body_client(client_with: ClientWith) -> AsyncIterator[Client]:
+    async with client_with(max_body_bytes=BODY_LIMIT) as client:
         yield client
 
 
@@ -77,7 +60,7 @@ async def test_body_over_the_limit_is_a_413_problem(
     response = await small_body_client.post(
         "/api/auth/register", json=_registration("n" * BODY_LIMIT)
     )
-    body = _assert_problem(response, 413)
+    body = assert_problem(response, 413)
     assert body["title"] == "Request Entity Too Large"
     assert await _users(engine) == 0
 
@@ -116,7 +99,7 @@ async def test_streamed_body_over_the_limit_is_a_413_problem(
     await small_body_client.app(scope, receive, send)
     start = next(m for m in messages if m["type"] == "http.response.start")
     assert start["status"] == 413
-    assert (b"content-type", b"application/problem+json") in start["headers"]
+    assert (b"content-type", PROBLEM_MEDIA_TYPE.encode()) in start["headers"]
     assert await _users(engine) == 0
 
 
@@ -179,7 +162,7 @@ async def test_unhandled_error_is_a_500_problem_without_internals(
 ) -> None:
     with caplog.at_level(logging.ERROR, logger="seatlock"):
         response = await tiny_client.get("/boom")
-    body = _assert_problem(response, 500)
+    body = assert_problem(response, 500)
     assert (body["type"], body["title"]) == ("about:blank", "Internal Server Error")
     assert set(body) == {"type", "title", "status", "detail"}
     for leak in ("Traceback", "RuntimeError", "hunter2", "internal.py", 'File "'):
@@ -203,7 +186,7 @@ async def test_unhandled_error_is_a_500_problem_without_internals(
 async def test_domain_errors_become_problems(
     tiny_client: Client, kind: str, status: int, extra: dict[str, Any]
 ) -> None:
-    body = _assert_problem(await tiny_client.get(f"/domain/{kind}"), status)
+    body = assert_problem(await tiny_client.get(f"/domain/{kind}"), status)
     assert body["type"].startswith("/problems/")
     assert {
         k: v for k, v in body.items() if k not in {"type", "title", "status", "detail"}
@@ -212,12 +195,12 @@ async def test_domain_errors_become_problems(
 
 async def test_framework_401_asks_for_a_bearer_token(tiny_client: Client) -> None:
     response = await tiny_client.get("/framework/401")
-    _assert_problem(response, 401)
+    assert_problem(response, 401)
     assert response.headers["www-authenticate"] == "Bearer"
 
 
 async def test_framework_403_is_a_problem(tiny_client: Client) -> None:
-    body = _assert_problem(await tiny_client.get("/framework/403"), 403)
+    body = assert_problem(await tiny_client.get("/framework/403"), 403)
     assert body["detail"] == "not yours"
 
 
@@ -234,6 +217,5 @@ async def test_framework_403_is_a_problem(tiny_client: Client) -> None:
 async def test_validation_problem_names_nested_fields(
     tiny_client: Client, payload: dict[str, Any], field: str
 ) -> None:
-    body = _assert_problem(await tiny_client.post("/orders", json=payload), 400)
-    assert body["type"] == "/problems/validation"
+    body = assert_problem(await tiny_client.post("/orders", json=payload), 400, "validation")
     assert [(e["field"], e["source"]) for e in body["errors"]] == [(field, "body")]

@@ -29,7 +29,7 @@ from seatlock.auth.tokens import Principal, issue_access_token
 from seatlock.models import Role, User
 from seatlock.problems import problem_details_plugin
 from seatlock.settings import Settings
-from tests.clients import PASSWORD, Client, UserFactory
+from tests.clients import PASSWORD, Client, UserFactory, assert_problem
 
 CALLERS = [None, Role.USER, Role.ORGANIZER, Role.ADMIN]
 PATH_PARAMETER = re.compile(r"\{(\w+):(\w+)\}")
@@ -167,9 +167,7 @@ async def test_route_without_declared_roles_is_denied(
 ) -> None:
     headers = _bearer(settings, caller) if caller else {}
     response = await tiny_client.get("/thing", headers=headers)
-    assert response.status_code == 403
-    assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["detail"] == UNDECLARED_ROUTE
+    assert assert_problem(response, 403)["detail"] == UNDECLARED_ROUTE
 
 
 @pytest.mark.parametrize("tiny_client", [{"roles": PUBLIC}], indirect=True)
@@ -232,8 +230,7 @@ async def test_admin_cannot_change_own_role(
     admin = await make_user(Role.ADMIN, email="root@example.test")
     own = await _user_id(engine, "root@example.test")
     response = await client.patch(f"/api/admin/users/{own}", json={"role": "USER"}, headers=admin)
-    assert response.status_code == 403
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_problem(response, 403)
     assert await _role(engine, own) == Role.ADMIN
 
 
@@ -276,8 +273,7 @@ async def test_role_change_of_unknown_user_is_not_found(
     response = await client.patch(
         f"/api/admin/users/{uuid.uuid4()}", json={"role": "ORGANIZER"}, headers=admin
     )
-    assert response.status_code == 404
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_problem(response, 404)
 
 
 @pytest.mark.parametrize(
@@ -341,6 +337,5 @@ async def test_list_users_refuses_bad_paging(
 ) -> None:
     admin = await make_user(Role.ADMIN)
     response = await client.get("/api/admin/users", params=params, headers=admin)
-    assert response.status_code == 400
-    assert response.headers["content-type"] == "application/problem+json"
-    assert [(e["field"], e["source"]) for e in response.json()["errors"]] == [(field, "query")]
+    problem = assert_problem(response, 400)
+    assert [(e["field"], e["source"]) for e in problem["errors"]] == [(field, "query")]

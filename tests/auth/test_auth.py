@@ -8,20 +8,17 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import jwt
-import msgspec
 import pytest
-from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import keys
-from seatlock.app import create_app
 from seatlock.auth.routes import AUTH_PATH, REFRESH_COOKIE
 from seatlock.embedded.host import free_port
 from seatlock.models import RefreshToken, User
 from seatlock.settings import Settings
-from tests.clients import PASSWORD, Client
+from tests.clients import PASSWORD, Client, ClientWith, assert_problem
 
 EMAIL = "ada@example.test"
 SAME_SITE = {"X-Requested-With": "fetch"}
@@ -69,15 +66,6 @@ def _refresh_cookie(response: Any) -> Any:
     for header in response.headers.get_list("set-cookie"):
         cookies.load(header)
     return cookies[REFRESH_COOKIE]
-
-
-def _assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert {"type", "title", "detail"} <= set(body)
-    return body
 
 
 # Registration
@@ -136,8 +124,7 @@ async def test_invalid_registration_names_the_field_and_writes_nothing(
     client: Client, engine: AsyncEngine, body: dict[str, Any], field: str
 ) -> None:
     response = await client.post("/api/auth/register", json=body)
-    problem = _assert_problem(response, 400)
-    assert problem["type"] == "/problems/validation"
+    problem = assert_problem(response, 400, "validation")
     assert [error["field"] for error in problem["errors"]] == [field]
     assert all(error["source"] == "body" and error["message"] for error in problem["errors"])
     assert await _count(engine, User) == 0
@@ -152,12 +139,12 @@ async def test_malformed_json_is_refused_and_writes_nothing(
         content=b'{"email": "ada@example.test",',
         headers={"Content-Type": "application/json"},
     )
-    _assert_problem(response, 400)
+    assert_problem(response, 400)
     assert await _count(engine, User) == 0
 
 
 async def test_register_without_body_is_refused(client: Client) -> None:
-    problem = _assert_problem(await client.post("/api/auth/register"), 400)
+    problem = assert_problem(await client.post("/api/auth/register"), 400)
     assert problem["errors"] == [
         {"field": "", "source": "body", "message": "a JSON request body is required"}
     ]
@@ -165,8 +152,7 @@ async def test_register_without_body_is_refused(client: Client) -> None:
 
 async def test_duplicate_email_is_a_conflict(client: Client, engine: AsyncEngine) -> None:
     assert (await _register(client)).status_code == 201
-    problem = _assert_problem(await _register(client, email=EMAIL.upper()), 409)
-    assert problem["type"] == "/problems/conflict"
+    assert_problem(await _register(client, email=EMAIL.upper()), 409, "conflict")
     assert await _count(engine, User) == 1
 
 
@@ -187,7 +173,7 @@ async def test_login_answers_the_same_for_unknown_email_and_wrong_password(
     await _register(client)
     unknown = await _login(client, email="nobody@example.test")
     wrong = await _login(client, password="wrong password, long enough")
-    _assert_problem(unknown, 401)
+    assert_problem(unknown, 401)
     assert (wrong.status_code, wrong.json()) == (unknown.status_code, unknown.json())
     assert wrong.headers["www-authenticate"] == unknown.headers["www-authenticate"]
     assert REFRESH_COOKIE not in unknown.cookies
@@ -259,18 +245,18 @@ async def test_reused_refresh_token_revokes_the_whole_family(client: Client) -> 
     second = (await _refresh(client, first)).cookies[REFRESH_COOKIE]
     third = (await _refresh(client, second)).cookies[REFRESH_COOKIE]
     reuse = await _refresh(client, first)
-    problem = _assert_problem(reuse, 401)
+    problem = assert_problem(reuse, 401)
     assert "reuse" in problem["detail"]
     assert reuse.headers["www-authenticate"].startswith("Bearer")
     # The newest token of the family, never used, is dead too.
-    _assert_problem(await _refresh(client, third), 401)
+    assert_problem(await _refresh(client, third), 401)
 
 
 async def test_reuse_leaves_other_sign_ins_alone(client: Client) -> None:
     first = (await _register(client)).cookies[REFRESH_COOKIE]
     other = (await _login(client)).cookies[REFRESH_COOKIE]
     await _refresh(client, first)
-    _assert_problem(await _refresh(client, first), 401)
+    assert_problem(await _refresh(client, first), 401)
     assert (await _refresh(client, other)).status_code == 200
 
 
@@ -296,17 +282,17 @@ async def test_expired_refresh_token_is_refused(client: Client, engine: AsyncEng
         await conn.execute(
             update(RefreshToken).values(expires_at=func.now() - text("interval '1 second'"))
         )
-    _assert_problem(await _refresh(client, token), 401)
+    assert_problem(await _refresh(client, token), 401)
 
 
 async def test_unknown_refresh_token_is_refused(client: Client) -> None:
     await _register(client)
-    _assert_problem(await _refresh(client, "made-up-token"), 401)
+    assert_problem(await _refresh(client, "made-up-token"), 401)
 
 
 async def test_refresh_without_cookie_is_refused(client: Client) -> None:
     response = await client.post("/api/auth/refresh", headers=SAME_SITE)
-    _assert_problem(response, 401)
+    assert_problem(response, 401)
 
 
 # Logout
@@ -321,7 +307,7 @@ async def test_logout_revokes_the_family_and_clears_the_cookie(client: Client) -
     assert cookie.value == ""
     assert int(cookie["max-age"]) == 0
     assert cookie["path"] == AUTH_PATH
-    _assert_problem(await _refresh(client, second), 401)
+    assert_problem(await _refresh(client, second), 401)
 
 
 async def test_logout_with_an_older_token_of_the_family_revokes_the_newest(
@@ -330,7 +316,7 @@ async def test_logout_with_an_older_token_of_the_family_revokes_the_newest(
     first = (await _register(client)).cookies[REFRESH_COOKIE]
     second = (await _refresh(client, first)).cookies[REFRESH_COOKIE]
     assert (await _logout(client, first)).status_code == 204
-    _assert_problem(await _refresh(client, second), 401)
+    assert_problem(await _refresh(client, second), 401)
 
 
 async def test_logout_leaves_other_sign_ins_alone(client: Client) -> None:
@@ -358,7 +344,7 @@ CROSS_SITE = [
 @pytest.mark.parametrize("headers", CROSS_SITE)
 async def test_cross_site_refresh_is_refused(client: Client, headers: dict[str, str]) -> None:
     token = (await _register(client)).cookies[REFRESH_COOKIE]
-    _assert_problem(await _refresh(client, token, headers), 403)
+    assert_problem(await _refresh(client, token, headers), 403)
     # The refused request used up nothing.
     assert (await _refresh(client, token)).status_code == 200
 
@@ -368,14 +354,14 @@ async def test_refresh_without_the_custom_header_is_refused(client: Client) -> N
     response = await client.post(
         "/api/auth/refresh", headers={"Cookie": f"{REFRESH_COOKIE}={token}"}
     )
-    _assert_problem(response, 403)
+    assert_problem(response, 403)
     assert (await _refresh(client, token)).status_code == 200
 
 
 @pytest.mark.parametrize("headers", CROSS_SITE)
 async def test_cross_site_logout_is_refused(client: Client, headers: dict[str, str]) -> None:
     token = (await _register(client)).cookies[REFRESH_COOKIE]
-    _assert_problem(await _logout(client, token, headers), 403)
+    assert_problem(await _logout(client, token, headers), 403)
     assert (await _refresh(client, token)).status_code == 200
 
 
@@ -384,7 +370,7 @@ async def test_logout_without_the_custom_header_is_refused(client: Client) -> No
     response = await client.post(
         "/api/auth/logout", headers={"Cookie": f"{REFRESH_COOKIE}={token}"}
     )
-    _assert_problem(response, 403)
+    assert_problem(response, 403)
     assert (await _refresh(client, token)).status_code == 200
 
 
@@ -397,11 +383,8 @@ async def test_same_origin_refresh_is_accepted(client: Client, headers: dict[str
 
 
 @pytest.fixture
-async def frontend_client(settings: Settings) -> AsyncIterator[Client]:
-    allowed = msgspec.structs.replace(
-        settings, allowed_origins="https://app.example, https://admin.example/"
-    )
-    async with AsyncTestClient(app=create_app(allowed)) as client:
+async def frontend_client(client_with: ClientWith) -> AsyncIterator[Client]:
+    async with client_with(allowed_origins="https://app.example, https://admin.example/") as client:
         yield client
 
 
@@ -419,26 +402,22 @@ async def test_allowed_origins_may_refresh_and_log_out(
 async def test_origins_not_listed_are_still_refused(frontend_client: Client) -> None:
     token = (await _register(frontend_client)).cookies[REFRESH_COOKIE]
     response = await _refresh(frontend_client, token, {"Origin": "https://other.example"})
-    _assert_problem(response, 403)
+    assert_problem(response, 403)
 
 
 # Throttling
 
 
 @pytest.fixture
-async def throttled_client(settings: Settings) -> AsyncIterator[Client]:
-    strict = msgspec.structs.replace(
-        settings,
-        login_attempts_per_account=ACCOUNT_LIMIT,
-        login_attempts_per_address=ADDRESS_LIMIT,
-    )
-    async with AsyncTestClient(app=create_app(strict)) as client:
+async def throttled_client(client_with: ClientWith) -> AsyncIterator[Client]:
+    async with client_with(
+        login_attempts_per_account=ACCOUNT_LIMIT, login_attempts_per_address=ADDRESS_LIMIT
+    ) as client:
         yield client
 
 
 def _assert_throttled(response: Any, settings: Settings) -> None:
-    problem = _assert_problem(response, 429)
-    assert problem["type"] == "/problems/too-many-requests"
+    assert_problem(response, 429, "too-many-requests")
     assert 0 < int(response.headers["retry-after"]) <= settings.login_window_seconds
 
 
@@ -506,10 +485,9 @@ async def test_counter_left_without_expiry_gets_one_at_the_next_failure(
     assert 0 < await redis.ttl(key) <= settings.login_window_seconds
 
 
-async def test_sign_in_works_without_redis(settings: Settings) -> None:
+async def test_sign_in_works_without_redis(client_with: ClientWith) -> None:
     # Throttling fails open: only holds may depend on Redis.
-    no_redis = msgspec.structs.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    async with AsyncTestClient(app=create_app(no_redis)) as client:
+    async with client_with(redis_url=f"redis://127.0.0.1:{free_port()}/0") as client:
         assert (await _register(client)).status_code == 201
         assert (await _login(client, password="wrong password!")).status_code == 401
         assert (await _login(client)).status_code == 200

@@ -14,7 +14,7 @@ from seatlock.auth.access import SIGN_IN_REQUIRED
 from seatlock.auth.routes import REFRESH_COOKIE
 from seatlock.models import Role
 from seatlock.settings import Settings
-from tests.clients import PASSWORD, TEST_SECRET, Client
+from tests.clients import PASSWORD, TEST_SECRET, Client, assert_problem
 
 EMAIL = "holder@example.test"
 
@@ -58,14 +58,8 @@ async def _me(client: Client, token: str) -> Any:
 
 
 def _assert_refused(response: Any) -> None:
-    assert response.status_code == 401, response.text
-    assert response.headers["content-type"] == "application/problem+json"
+    assert_problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"].startswith("Bearer")
-    body = response.json()
-    assert body["status"] == 401
-    assert body["type"] == "/problems/unauthorized"
-    assert body["title"]
-    assert body["detail"]
 
 
 async def test_issued_access_token_carries_every_claim(client: Client, settings: Settings) -> None:

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock.app import create_app
 from seatlock.models import Role
-from seatlock.settings import Settings
 from tests.clients import Client, UserFactory
 
 # Far enough ahead that no test runs into them, near enough to stay in range.
@@ -22,14 +16,6 @@ START = (datetime.now(UTC) + timedelta(days=60)).replace(microsecond=0)
 
 People = dict[str, dict[str, str]]
 ACTORS = ("anonymous", "user", "owner", "other_organizer", "admin")
-
-
-@asynccontextmanager
-async def client_with(settings: Settings, **changes: Any) -> AsyncIterator[Client]:
-    """A client of the app with some settings changed."""
-    app = create_app(msgspec.structs.replace(settings, **changes))
-    async with AsyncTestClient(app=app) as client:
-        yield client
 
 
 def moment(delta: timedelta = timedelta(0)) -> str:
@@ -122,10 +108,3 @@ async def count_rows(engine: AsyncEngine, table: str, event_id: str | None = Non
         query += " WHERE " + ("id" if table == "events" else "event_id") + " = :event"
     async with engine.connect() as conn:
         return int((await conn.scalar(text(query), {"event": event_id})) or 0)
-
-
-def is_problem(response: Any, status: int) -> bool:
-    return bool(
-        response.status_code == status
-        and response.headers["content-type"].startswith("application/problem+json")
-    )

@@ -11,16 +11,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.models import Role
-from seatlock.settings import Settings
-from tests.clients import Client, UserFactory
+from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.events.eventdata import (
     ACTORS,
     People,
-    client_with,
     count_rows,
     create_event,
     event_body,
-    is_problem,
     people,
     publish,
     take_seats,
@@ -30,9 +27,9 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 @pytest.fixture
-async def client(settings: Settings, tmp_path: Path) -> AsyncIterator[Client]:
+async def client(client_with: ClientWith, tmp_path: Path) -> AsyncIterator[Client]:
     """The app, keeping uploaded images in a directory of the test."""
-    async with client_with(settings, image_dir=str(tmp_path)) as client:
+    async with client_with(image_dir=str(tmp_path)) as client:
         yield client
 
 
@@ -121,7 +118,7 @@ async def test_another_organizers_event_is_not_found_even_when_published(
     response = await client.patch(
         f"/api/events/{event['id']}", json={"status": "cancelled"}, headers=who["other_organizer"]
     )
-    assert is_problem(response, 404)
+    assert_problem(response, 404)
     assert (await client.get(f"/api/events/{event['id']}")).json()["status"] == "on_sale"
 
 
@@ -189,12 +186,10 @@ async def test_organizers_may_not_raise_the_seats_per_booking_limit(
     refused = await client.post(
         "/api/events", json=event_body(max_seats_per_booking=11), headers=owner
     )
-    assert is_problem(refused, 403)
+    assert_problem(refused, 403)
     event = await create_event(client, owner, max_seats_per_booking=10)
     url = f"/api/events/{event['id']}"
-    assert is_problem(
-        await client.patch(url, json={"max_seats_per_booking": 20}, headers=owner), 403
-    )
+    assert_problem(await client.patch(url, json={"max_seats_per_booking": 20}, headers=owner), 403)
     raised = await client.patch(url, json={"max_seats_per_booking": 20}, headers=admin)
     assert raised.json()["max_seats_per_booking"] == 20
     # Sending the admin's value back unchanged is no attempt to raise it.
@@ -261,7 +256,7 @@ async def test_an_event_that_is_over_cannot_go_on_sale(
     response = await client.patch(
         f"/api/events/{event['id']}", json={"status": "on_sale"}, headers=owner
     )
-    assert is_problem(response, 422)
+    assert_problem(response, 422)
 
 
 async def test_a_cancelled_event_stays_visible_and_frozen(
@@ -275,7 +270,7 @@ async def test_a_cancelled_event_stays_visible_and_frozen(
     shown = await client.get(url)
     assert shown.status_code == 200
     assert shown.json()["status"] == "cancelled"
-    assert is_problem(await client.patch(url, json={"title": "Back"}, headers=owner), 409)
+    assert_problem(await client.patch(url, json={"title": "Back"}, headers=owner), 409)
     listed = (await client.get("/api/events", params={"status": "cancelled"})).json()
     assert [e["id"] for e in listed["items"]] == [event["id"]]
 
@@ -288,10 +283,10 @@ async def test_deleting_an_event_without_bookings_removes_everything(
     await publish(client, owner, event["id"])
     response = await client.delete(f"/api/events/{event['id']}", headers=admin)
     assert response.status_code == 204
-    assert is_problem(await client.get(f"/api/events/{event['id']}", headers=admin), 404)
+    assert_problem(await client.get(f"/api/events/{event['id']}", headers=admin), 404)
     for table in ("events", "price_categories", "seats"):
         assert await count_rows(engine, table, event["id"]) == 0
-    assert is_problem(await client.delete(f"/api/events/{event['id']}", headers=admin), 404)
+    assert_problem(await client.delete(f"/api/events/{event['id']}", headers=admin), 404)
 
 
 async def test_an_event_with_bookings_can_only_be_cancelled(
@@ -304,7 +299,7 @@ async def test_an_event_with_bookings_can_only_be_cancelled(
         await take_seats(engine, event["id"], state, 3)
         url = f"/api/events/{event['id']}"
         refused = await client.delete(url, headers=admin)
-        assert is_problem(refused, 409)
+        assert_problem(refused, 409)
         assert "cancel" in refused.json()["detail"]
         assert await count_rows(engine, "seats", event["id"]) == 10
         cancelled = await client.patch(url, json={"status": "cancelled"}, headers=admin)

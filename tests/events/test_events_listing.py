@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from seatlock.models import Role
-from tests.clients import Client, UserFactory
-from tests.events.eventdata import START, create_event, is_problem, moment, people, publish
+from tests.clients import Client, UserFactory, assert_problem
+from tests.events.eventdata import START, create_event, moment, people, publish
 
 DAY = timedelta(days=1)
 
@@ -139,7 +139,7 @@ BAD_QUERIES: dict[str, tuple[dict[str, Any], int]] = {
 
 @pytest.mark.parametrize(("params", "status"), BAD_QUERIES.values(), ids=BAD_QUERIES.keys())
 async def test_bad_queries_are_refused(client: Client, params: dict[str, Any], status: int) -> None:
-    assert is_problem(await client.get("/api/events", params=params), status)
+    assert_problem(await client.get("/api/events", params=params), status)
 
 
 async def test_organizers_see_only_their_own_drafts(client: Client, make_user: UserFactory) -> None:

@@ -9,13 +9,12 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.models import Role
-from tests.clients import Client, UserFactory
+from tests.clients import Client, UserFactory, assert_problem
 from tests.events.eventdata import (
     category,
     count_rows,
     create_event,
     event_body,
-    is_problem,
     moment,
 )
 
@@ -94,7 +93,7 @@ async def test_malformed_events_are_refused(
     owner = await make_user(Role.ORGANIZER)
     body = _without_nones(event_body(**changes))
     response = await client.post("/api/events", json=body, headers=owner)
-    assert is_problem(response, 400), response.text
+    assert_problem(response, 400)
     assert response.json()["errors"], response.text
     assert await count_rows(engine, "events") == 0
 
@@ -105,7 +104,7 @@ async def test_impossible_events_are_refused(
 ) -> None:
     owner = await make_user(Role.ORGANIZER)
     response = await client.post("/api/events", json=event_body(**changes), headers=owner)
-    assert is_problem(response, 422), response.text
+    assert_problem(response, 422)
     assert response.json()["detail"]
     assert await count_rows(engine, "events") == 0
     assert await count_rows(engine, "seats") == 0
@@ -118,7 +117,7 @@ async def test_json_that_does_not_parse_is_refused(client: Client, make_user: Us
         content=b'{"title": "Unclosed',
         headers=owner | {"content-type": "application/json"},
     )
-    assert is_problem(response, 400)
+    assert_problem(response, 400)
 
 
 async def test_a_free_event_and_all_the_bounds_are_accepted(
@@ -162,5 +161,5 @@ async def test_bad_changes_are_refused_and_change_nothing(
     url = f"/api/events/{event['id']}"
     before = (await client.get(url, headers=owner)).json()
     response = await client.patch(url, json=changes | {"venue": "Elsewhere"}, headers=owner)
-    assert is_problem(response, status), response.text
+    assert_problem(response, status)
     assert (await client.get(url, headers=owner)).json() == before

@@ -15,9 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from seatlock.events import images
 from seatlock.events.images import LocalImageStore, sniff
 from seatlock.models import Event, Role
-from seatlock.settings import Settings
-from tests.clients import Client, UserFactory
-from tests.events.eventdata import client_with, create_event, is_problem
+from tests.clients import Client, ClientWith, UserFactory, assert_problem
+from tests.events.eventdata import create_event
 
 MAX_BYTES = 4096
 
@@ -56,10 +55,10 @@ def image_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def client(settings: Settings, image_dir: Path) -> AsyncIterator[Client]:
+async def client(client_with: ClientWith, image_dir: Path) -> AsyncIterator[Client]:
     """The app with its images in a directory of this test and a small size limit."""
-    async with client_with(settings, image_dir=str(image_dir), max_image_bytes=MAX_BYTES) as app:
-        yield app
+    async with client_with(image_dir=str(image_dir), max_image_bytes=MAX_BYTES) as client:
+        yield client
 
 
 @pytest.fixture
@@ -159,7 +158,7 @@ async def test_files_that_are_not_images_are_refused_and_leave_nothing(
 ) -> None:
     event, owner = event_and_owner
     response = await _upload(client, event, owner, name, content, content_type)
-    assert is_problem(response, 422), response.text
+    assert_problem(response, 422)
     assert "not a JPEG, PNG or WebP image" in response.json()["detail"]
     assert _files(image_dir) == []
     detail = (await client.get(f"/api/events/{event['id']}", headers=owner)).json()
@@ -172,10 +171,10 @@ async def test_oversized_files_are_refused_and_leave_nothing(
     event, owner = event_and_owner
     just_over = png() + b"\x00" * (MAX_BYTES - len(png()) + 1)
     response = await _upload(client, event, owner, "big.png", just_over, "image/png")
-    assert is_problem(response, 413)
+    assert_problem(response, 413)
     # Far over the limit: the body is refused before it is read.
     huge = png() + b"\x00" * (MAX_BYTES * 100)
-    assert is_problem(await _upload(client, event, owner, "huge.png", huge, "image/png"), 413)
+    assert_problem(await _upload(client, event, owner, "huge.png", huge, "image/png"), 413)
     assert _files(image_dir) == []
     at_limit = png() + b"\x00" * (MAX_BYTES - len(png()))
     assert (await _upload(client, event, owner, "ok.png", at_limit)).status_code == 201
@@ -199,7 +198,7 @@ async def test_the_client_file_name_never_reaches_the_disk(
 
 async def test_image_urls_outside_the_store_are_not_found(client: Client) -> None:
     for path in ("..%2F..%2Fetc%2Fpasswd", "passwd", "..", "x.png", "%2e%2e%2fsettings.py"):
-        assert is_problem(await client.get(f"/api/images/{path}"), 404), path
+        assert_problem(await client.get(f"/api/images/{path}"), 404)
 
 
 async def test_a_new_image_replaces_the_old_one(
@@ -209,7 +208,7 @@ async def test_a_new_image_replaces_the_old_one(
     first = (await _upload(client, event, owner, "a.png", png())).json()["image_url"]
     second = (await _upload(client, event, owner, "b.jpg", jpeg())).json()["image_url"]
     assert first != second
-    assert is_problem(await client.get(first), 404)
+    assert_problem(await client.get(first), 404)
     assert (await client.get(second)).status_code == 200
     assert _files(image_dir) == [second.rsplit("/", 1)[1]]
 
@@ -224,7 +223,7 @@ async def test_deleting_the_event_deletes_its_image(
     url = (await _upload(client, event, owner, "a.png", png())).json()["image_url"]
     admin = await make_user(Role.ADMIN)
     assert (await client.delete(f"/api/events/{event['id']}", headers=admin)).status_code == 204
-    assert is_problem(await client.get(url), 404)
+    assert_problem(await client.get(url), 404)
     assert _files(image_dir) == []
 
 
@@ -236,7 +235,7 @@ async def test_a_cancelled_event_takes_no_new_image(
         f"/api/events/{event['id']}", json={"status": "cancelled"}, headers=owner
     )
     assert cancelled.status_code == 200
-    assert is_problem(await _upload(client, event, owner, "a.png", png()), 409)
+    assert_problem(await _upload(client, event, owner, "a.png", png()), 409)
     assert _files(image_dir) == []
 
 
@@ -245,8 +244,8 @@ async def test_an_upload_without_a_file_is_refused(
 ) -> None:
     event, owner = event_and_owner
     url = f"/api/events/{event['id']}/image"
-    assert is_problem(await client.post(url, data={"file": "text"}, headers=owner), 400)
-    assert is_problem(await client.post(url, json={"file": "x"}, headers=owner), 400)
+    assert_problem(await client.post(url, data={"file": "text"}, headers=owner), 400)
+    assert_problem(await client.post(url, json={"file": "x"}, headers=owner), 400)
 
 
 def test_sniffing_reads_signatures_only() -> None:

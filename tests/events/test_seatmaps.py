@@ -16,16 +16,13 @@ from seatlock.errors import Conflict, InvalidInput
 from seatlock.events import seatmaps
 from seatlock.events.layouts import SeatKey, SeatMap, SeatSpec, plan_seats
 from seatlock.models import Role
-from seatlock.settings import Settings
-from tests.clients import Client, UserFactory
+from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.events.eventdata import (
     block,
     category,
-    client_with,
     count_rows,
     create_event,
     event_body,
-    is_problem,
     seat_map,
     take_seats,
 )
@@ -131,7 +128,7 @@ async def test_malformed_maps_are_refused_by_the_schema(
     response = await client.post(
         "/api/events", json=event_body(seat_map=description), headers=owner
     )
-    assert is_problem(response, 400), response.text
+    assert_problem(response, 400)
     assert await count_rows(engine, "events") == 0
 
 
@@ -143,7 +140,7 @@ async def test_a_refused_map_says_why_and_writes_nothing(
     response = await client.post(
         "/api/events", json=event_body(seat_map=overlapping), headers=owner
     )
-    assert is_problem(response, 422)
+    assert_problem(response, 422)
     assert "row '3' seat 4 is described twice" in response.json()["detail"]
     assert response.json()["field"] == "seat_map.sections[0].blocks[1]"
     for table in ("events", "price_categories", "seats"):
@@ -151,16 +148,16 @@ async def test_a_refused_map_says_why_and_writes_nothing(
 
 
 async def test_the_seat_cap_is_a_setting(
-    settings: Settings, make_user: UserFactory, engine: AsyncEngine
+    client_with: ClientWith, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
     owner = await make_user(Role.ORGANIZER)
-    async with client_with(settings, max_seats_per_event=50) as client:
+    async with client_with(max_seats_per_event=50) as client:
         refused = await client.post(
             "/api/events",
             json=event_body(seat_map=seat_map(A=[block(("1", "51"), [1])])),
             headers=owner,
         )
-        assert is_problem(refused, 422)
+        assert_problem(refused, 422)
         assert "at most 50" in refused.json()["detail"]
         exact = seat_map(A=[block(("1", "50"), [1])])
         created = await client.post("/api/events", json=event_body(seat_map=exact), headers=owner)
@@ -170,7 +167,7 @@ async def test_the_seat_cap_is_a_setting(
         response = await client.patch(
             f"/api/events/{event_id}", json={"seat_map": grown}, headers=owner
         )
-        assert is_problem(response, 422)
+        assert_problem(response, 422)
     assert await count_rows(engine, "seats") == 50
 
 
@@ -259,7 +256,7 @@ async def test_categories_in_use_cannot_be_dropped(client: Client, make_user: Us
     event = await create_event(client, owner)
     url = f"/api/events/{event['id']}"
     refused = await client.patch(url, json={"price_categories": [category("VIP")]}, headers=owner)
-    assert is_problem(refused, 409)
+    assert_problem(refused, 409)
     assert "'Standard' is still used" in refused.json()["detail"]
     moved = await client.patch(
         url,
@@ -285,15 +282,15 @@ async def test_once_a_seat_is_taken_the_map_only_grows(
 
     shrunk = seat_map(A=[block(("1", "2"), (1, 4))])
     refused = await client.patch(url, json={"seat_map": shrunk}, headers=owner)
-    assert is_problem(refused, 409)
+    assert_problem(refused, 409)
     assert "can only grow" in refused.json()["detail"]
     moved = seat_map(A=[block(("1", "2"), (2, 6))])
-    assert is_problem(await client.patch(url, json={"seat_map": moved}, headers=owner), 409)
+    assert_problem(await client.patch(url, json={"seat_map": moved}, headers=owner), 409)
     recategorised = seat_map(A=[block(("1", "2"), (1, 5), "VIP")])
     body = {"price_categories": [category(), category("VIP")], "seat_map": recategorised}
-    assert is_problem(await client.patch(url, json=body, headers=owner), 409)
+    assert_problem(await client.patch(url, json=body, headers=owner), 409)
     other_currency = {"price_categories": [category(currency="USD")]}
-    assert is_problem(await client.patch(url, json=other_currency, headers=owner), 409)
+    assert_problem(await client.patch(url, json=other_currency, headers=owner), 409)
     assert (await client.get(f"{url}/seats", headers=owner)).json()["seats"] == before
 
     grown = seat_map(A=[block(("1", "2"), (1, 5)), block(["3"], (1, 5))])

@@ -4,19 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import msgspec
-from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock.app import create_app
 from seatlock.models import EventStatus, Role
-from seatlock.settings import Settings
-from tests.clients import Client, UserFactory
+from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.events.eventdata import block, seat_map
 from tests.factories import create_event
-
-PROBLEM = "application/problem+json"
 
 
 async def test_a_buyer_holds_chosen_seats(
@@ -53,10 +47,9 @@ async def test_a_taken_seat_gets_409_naming_it(
         f"/api/events/{event.id}/holds", json={"seat_ids": [str(s2), str(s3)]}, headers=second
     )
 
-    assert response.status_code == 409
-    assert response.headers["content-type"] == PROBLEM
-    assert response.json()["conflicts"] == [str(s2)]
-    assert response.json()["reason"] == "held"
+    problem = assert_problem(response, 409)
+    assert problem["conflicts"] == [str(s2)]
+    assert problem["reason"] == "held"
     # All or nothing: seat 3 was not held by the refused request.
     third = await client.post(
         f"/api/events/{event.id}/holds", json={"seat_ids": [str(s3)]}, headers=second
@@ -102,8 +95,7 @@ async def test_bad_hold_requests_get_4xx_and_hold_nothing(
     ]
     for body, status in cases:
         response = await client.post(f"/api/events/{event.id}/holds", json=body, headers=buyer)
-        assert response.status_code == status, (body, response.text)
-        assert response.headers["content-type"] == PROBLEM
+        assert_problem(response, status)
 
     listing = await client.get(
         f"/api/admin/events/{event.id}/holds", headers=await make_user(Role.ADMIN)
@@ -192,8 +184,7 @@ async def test_extensions_stop_at_the_event_limit(
     assert (await client.post(f"/api/holds/{hold_id}/extend", headers=owner)).status_code == 200
     refused = await client.post(f"/api/holds/{hold_id}/extend", headers=owner)
 
-    assert refused.status_code == 409
-    assert refused.headers["content-type"] == PROBLEM
+    assert_problem(refused, 409)
 
 
 async def test_forged_hold_ids_get_404(client: Client, make_user: UserFactory) -> None:
@@ -301,11 +292,10 @@ async def test_the_seat_map_shows_live_holds_and_marks_the_callers(
 
 
 async def test_the_seat_map_stays_readable_without_redis(
-    settings: Settings, engine: AsyncEngine, make_user: UserFactory
+    client_with: ClientWith, engine: AsyncEngine, make_user: UserFactory
 ) -> None:
     event = await create_event(engine, rows=1, seats_per_row=3)
-    app = create_app(msgspec.structs.replace(settings, redis_url="redis://127.0.0.1:9/0"))
-    async with AsyncTestClient(app=app) as no_redis:
+    async with client_with(redis_url="redis://127.0.0.1:9/0") as no_redis:
         response = await no_redis.get(f"/api/events/{event.id}/seats")
 
     assert response.status_code == 200
