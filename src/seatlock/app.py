@@ -45,7 +45,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
     app.state.holds = HoldStore(redis, scripts)
-    app.state.on_sale = OnSaleCache()
+    app.state.on_sale = OnSaleCache(app.state.sessions)
     app.state.images = LocalImageStore(settings.image_path)
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)

@@ -47,12 +47,12 @@ async def paused_owner_race(
                 {"id": person.id, "email": person.email},
             )
     async with sessions() as session:
-        alice_hold = await store.hold(event.id, alice.id, seats, SHORT, taken_snapshot(session))
+        alice_hold = await store.hold(event.id, alice.id, seats, SHORT, taken_snapshot(sessions))
     claimed_event, claimed_seats = await store.claim(alice_hold.id, alice.id)
     await asyncio.sleep(0.5)  # Alice's process is paused; her hold runs out.
 
     async with sessions() as session:
-        bob_hold = await store.hold(event.id, bob.id, seats, LONG, taken_snapshot(session))
+        bob_hold = await store.hold(event.id, bob.id, seats, LONG, taken_snapshot(sessions))
         await bookings.create_booking(session, store, bob, bob_hold.id)
     async with sessions() as session:
         try:

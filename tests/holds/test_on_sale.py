@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from seatlock.holds.on_sale import OnSaleCache
+from seatlock.holds.on_sale import OnSaleCache, SeatIds
 from seatlock.models import EventStatus, Seat
 from tests.factories import create_event
 
@@ -35,13 +36,12 @@ async def test_an_event_on_sale_is_read_once_within_the_lifetime(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     event = await create_event(engine)
-    on_sale = OnSaleCache(lifetime_seconds=60)
-    async with sessions() as session:
-        with queries(engine) as seen:
-            first = await on_sale.event(session, event.id)
-            second = await on_sale.event(session, event.id)
-            ids = await on_sale.known_seats(session, event.id, frozenset(event.seat_ids[:2]))
-            again = await on_sale.known_seats(session, event.id, frozenset(event.seat_ids[:1]))
+    on_sale = OnSaleCache(sessions, lifetime_seconds=60)
+    with queries(engine) as seen:
+        first = await on_sale.event(event.id)
+        second = await on_sale.event(event.id)
+        ids = await on_sale.known_seats(event.id, frozenset(event.seat_ids[:2]))
+        again = await on_sale.known_seats(event.id, frozenset(event.seat_ids[:1]))
 
     assert first == second
     assert first is not None
@@ -55,26 +55,25 @@ async def test_seats_added_later_and_foreign_ids_are_told_apart(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     event = await create_event(engine)
-    on_sale = OnSaleCache(lifetime_seconds=60)
+    on_sale = OnSaleCache(sessions, lifetime_seconds=60)
     new_seat = uuid.uuid4()
-    async with sessions() as session:
-        await on_sale.known_seats(session, event.id, frozenset(event.seat_ids))
-        async with engine.begin() as conn:
-            category = await conn.scalar(
-                text("SELECT id FROM price_categories WHERE event_id = :e"), {"e": event.id}
+    await on_sale.known_seats(event.id, frozenset(event.seat_ids))
+    async with engine.begin() as conn:
+        category = await conn.scalar(
+            text("SELECT id FROM price_categories WHERE event_id = :e"), {"e": event.id}
+        )
+        await conn.execute(
+            insert(Seat).values(
+                id=new_seat,
+                event_id=event.id,
+                section="B",
+                row="1",
+                number=1,
+                price_category_id=category,
             )
-            await conn.execute(
-                insert(Seat).values(
-                    id=new_seat,
-                    event_id=event.id,
-                    section="B",
-                    row="1",
-                    number=1,
-                    price_category_id=category,
-                )
-            )
-        foreign = uuid.uuid4()
-        ids = await on_sale.known_seats(session, event.id, frozenset({new_seat, foreign}))
+        )
+    foreign = uuid.uuid4()
+    ids = await on_sale.known_seats(event.id, frozenset({new_seat, foreign}))
 
     assert ids == {new_seat}
 
@@ -83,14 +82,13 @@ async def test_events_not_on_sale_are_not_kept(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     event = await create_event(engine, status=EventStatus.DRAFT)
-    on_sale = OnSaleCache(lifetime_seconds=60)
-    async with sessions() as session:
-        draft = await on_sale.event(session, event.id)
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE events SET status = 'on_sale' WHERE id = :e"), {"e": event.id}
-            )
-        published = await on_sale.event(session, event.id)
+    on_sale = OnSaleCache(sessions, lifetime_seconds=60)
+    draft = await on_sale.event(event.id)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE events SET status = 'on_sale' WHERE id = :e"), {"e": event.id}
+        )
+    published = await on_sale.event(event.id)
 
     assert draft is not None
     assert draft.status is EventStatus.DRAFT
@@ -98,20 +96,35 @@ async def test_events_not_on_sale_are_not_kept(
     assert published.status is EventStatus.ON_SALE
 
 
-async def test_entries_expire_after_their_lifetime(
+async def test_an_expired_entry_is_refreshed_once_while_readers_keep_the_old_one(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     event = await create_event(engine)
-    on_sale = OnSaleCache(lifetime_seconds=0.05)
-    async with sessions() as session:
-        await on_sale.event(session, event.id)
-        async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE events SET status = 'closed' WHERE id = :e"), {"e": event.id}
-            )
-        await asyncio.sleep(0.1)
-        session.expire_all()
-        closed = await on_sale.event(session, event.id)
+    on_sale = OnSaleCache(sessions, lifetime_seconds=0.05)
+    await on_sale.event(event.id)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE events SET status = 'closed' WHERE id = :e"), {"e": event.id}
+        )
+    await asyncio.sleep(0.1)
 
+    with queries(engine) as seen:
+        stale = await asyncio.gather(*(on_sale.event(event.id) for _ in range(20)))
+        await asyncio.sleep(0.2)  # the one refresh completes
+    closed = await on_sale.event(event.id)
+
+    assert {facts.status for facts in stale if facts} == {EventStatus.ON_SALE}
+    assert len(seen) == 1
     assert closed is not None
     assert closed.status is EventStatus.CLOSED
+
+
+def test_seat_ids_are_kept_compactly_and_found_exactly() -> None:
+    ids = [uuid.uuid4() for _ in range(10_000)]
+    known = SeatIds(ids[:5_000])
+    known.add(ids[5_000:5_001])
+
+    assert all(seat in known for seat in ids[:5_001])
+    assert not any(seat in known for seat in ids[5_001:])
+    assert len(known) == 5_000
+    assert sys.getsizeof(known._sorted) < 17 * 5_000

@@ -1,25 +1,29 @@
 """A per-process, seconds-long cache of what every hold request reads: an event's sale
 status, window and hold policy, and the ids of its seats.
 
-Serving these from memory saves two PostgreSQL queries per hold. Staleness is bounded by
-the cache's lifetime and harmless for correctness: the booking transaction rechecks the
-event and every seat in PostgreSQL.
+Serving these from memory keeps a chosen-seat hold free of PostgreSQL: the cache opens a
+session only when it must read. Staleness is bounded by the cache's lifetime and harmless
+for correctness: the booking transaction rechecks the event and every seat in PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock.models import Event, EventStatus, Seat
 
 DEFAULT_LIFETIME_SECONDS = 2.0
+# Seat ids are remembered for at most this many events; then the memory starts over.
+MAX_EVENTS_WITH_SEATS = 1000
 
 
 @dataclass(frozen=True)
@@ -34,60 +38,107 @@ class EventFacts:
     max_seats_per_booking: int
 
 
-# Seat ids are remembered for at most this many events; then the memory starts over.
-MAX_EVENTS_WITH_SEATS = 1000
-
-
 @dataclass
 class _Entry:
     facts: EventFacts
     loaded_at: float = field(default_factory=time.monotonic)
 
 
+class SeatIds:
+    """An event's seat ids as one sorted buffer of 16-byte values: 16 bytes a seat, where a
+    set of UUID objects costs about a hundred, so a worker's memory stays flat however many
+    large events it has served."""
+
+    def __init__(self, ids: Iterable[uuid.UUID]) -> None:
+        self._sorted = b"".join(sorted(i.bytes for i in ids))
+        # Seats added to a grown map after the buffer was read.
+        self._added: set[uuid.UUID] = set()
+
+    def __len__(self) -> int:
+        return len(self._sorted) // 16
+
+    def __getitem__(self, index: int) -> bytes:
+        return self._sorted[index * 16 : index * 16 + 16]
+
+    def __contains__(self, seat_id: object) -> bool:
+        if not isinstance(seat_id, uuid.UUID):
+            return False
+        wanted = seat_id.bytes
+        index = bisect.bisect_left(self, wanted)
+        return (index < len(self) and self[index] == wanted) or seat_id in self._added
+
+    def add(self, seat_ids: Iterable[uuid.UUID]) -> None:
+        self._added.update(seat_ids)
+
+
 class OnSaleCache:
-    def __init__(self, lifetime_seconds: float = DEFAULT_LIFETIME_SECONDS) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        lifetime_seconds: float = DEFAULT_LIFETIME_SECONDS,
+    ) -> None:
+        self.sessions = sessions
         self.lifetime = lifetime_seconds
         self._entries: dict[uuid.UUID, _Entry] = {}
+        self._refreshing: dict[uuid.UUID, asyncio.Task[EventFacts | None]] = {}
         # Seats are never renumbered and a map with taken seats only grows, so a seat id
         # once seen stays valid for holding; the booking transaction checks it anyway.
-        self._known_seats: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._known_seats: dict[uuid.UUID, SeatIds] = {}
         self._loading: dict[uuid.UUID, asyncio.Lock] = {}
 
-    def _fresh(self, event_id: uuid.UUID) -> _Entry | None:
+    async def event(self, event_id: uuid.UUID) -> EventFacts | None:
+        """The event's facts. An entry past its lifetime is refreshed by one request (single
+        flight) while the others keep answering from it."""
         entry = self._entries.get(event_id)
-        if entry is None or time.monotonic() - entry.loaded_at > self.lifetime:
-            return None
-        return entry
-
-    async def event(self, session: AsyncSession, event_id: uuid.UUID) -> EventFacts | None:
-        if entry := self._fresh(event_id):
+        if entry is not None and time.monotonic() - entry.loaded_at <= self.lifetime:
             return entry.facts
-        event = await session.get(Event, event_id)
+        refresh = self._refreshing.get(event_id)
+        if refresh is None:
+            refresh = asyncio.create_task(self._load(event_id))
+            self._refreshing[event_id] = refresh
+            refresh.add_done_callback(lambda task: self._refreshed(event_id, task))
+        if entry is not None:
+            return entry.facts
+        return await asyncio.shield(refresh)
+
+    def _refreshed(self, event_id: uuid.UUID, task: asyncio.Task[EventFacts | None]) -> None:
+        self._refreshing.pop(event_id, None)
+        # A failed refresh that only stale readers saw is retried by the next request; its
+        # error is taken here so that it is not reported as never retrieved.
+        if not task.cancelled():
+            task.exception()
+
+    async def _load(self, event_id: uuid.UUID) -> EventFacts | None:
+        async with self.sessions() as session:
+            event = await session.get(Event, event_id)
         if event is None:
+            self._entries.pop(event_id, None)
             return None
         facts = _facts(event)
         # Only events on sale are kept: they are the hot path, and a newly published event
         # must take holds at once.
         if facts.status is EventStatus.ON_SALE:
             self._entries[event_id] = _Entry(facts)
+        else:
+            self._entries.pop(event_id, None)
         return facts
 
     async def known_seats(
-        self, session: AsyncSession, event_id: uuid.UUID, wanted: frozenset[uuid.UUID]
+        self, event_id: uuid.UUID, wanted: frozenset[uuid.UUID]
     ) -> frozenset[uuid.UUID]:
         """Those of `wanted` that are seats of the event. The first request of an event
         reads all its seat ids, once for the whole process (others wait for that read);
         after that only ids never seen are looked up, e.g. seats added to a grown map."""
-        known = await self._seats_of(session, event_id)
-        if unseen := wanted - known:
-            known.update(
-                await session.scalars(
+        known = await self._seats_of(event_id)
+        if unseen := frozenset(s for s in wanted if s not in known):
+            async with self.sessions() as session:
+                found = await session.scalars(
                     select(Seat.id).where(Seat.event_id == event_id, Seat.id.in_(unseen))
                 )
-            )
-        return wanted & known
+                known.add(found)
+        return frozenset(s for s in wanted if s in known)
 
-    async def _seats_of(self, session: AsyncSession, event_id: uuid.UUID) -> set[uuid.UUID]:
+    async def _seats_of(self, event_id: uuid.UUID) -> SeatIds:
         if (known := self._known_seats.get(event_id)) is not None:
             return known
         async with self._loading.setdefault(event_id, asyncio.Lock()):
@@ -95,7 +146,9 @@ class OnSaleCache:
                 if len(self._known_seats) >= MAX_EVENTS_WITH_SEATS:
                     self._known_seats.clear()
                     self._loading.clear()
-                known = set(await session.scalars(select(Seat.id).where(Seat.event_id == event_id)))
+                async with self.sessions() as session:
+                    ids = await session.scalars(select(Seat.id).where(Seat.event_id == event_id))
+                    known = SeatIds(ids)
                 self._known_seats[event_id] = known
         return known
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock.errors import Conflict, InvalidInput, NotFound, UnknownSeats
 from seatlock.holds.best_seats import SeatSpot, candidate_windows
@@ -38,10 +38,8 @@ def policy_of(event: EventFacts) -> HoldPolicy:
     )
 
 
-async def event_on_sale(
-    session: AsyncSession, on_sale: OnSaleCache, event_id: uuid.UUID
-) -> EventFacts:
-    event = await on_sale.event(session, event_id)
+async def event_on_sale(on_sale: OnSaleCache, event_id: uuid.UUID) -> EventFacts:
+    event = await on_sale.event(event_id)
     if event is None or event.status is EventStatus.DRAFT:
         raise NotFound("no such event")
     now = datetime.now(UTC)
@@ -52,14 +50,18 @@ async def event_on_sale(
     return event
 
 
-def taken_snapshot(session: AsyncSession) -> TakenSnapshot:
+def taken_snapshot(sessions: async_sessionmaker[AsyncSession]) -> TakenSnapshot:
+    """PostgreSQL's reserved and sold seats of an event, read in a session of its own only
+    when the Redis cache of them must be rebuilt."""
+
     async def snapshot(event_id: uuid.UUID) -> dict[uuid.UUID, SeatState]:
-        rows = await session.execute(
-            select(Seat.id, Seat.state).where(
-                Seat.event_id == event_id, Seat.state != SeatState.AVAILABLE
+        async with sessions() as session:
+            rows = await session.execute(
+                select(Seat.id, Seat.state).where(
+                    Seat.event_id == event_id, Seat.state != SeatState.AVAILABLE
+                )
             )
-        )
-        return {seat_id: state for seat_id, state in rows}
+            return {seat_id: state for seat_id, state in rows}
 
     return snapshot
 
@@ -79,7 +81,6 @@ def _check_count(event: EventFacts, count: int) -> None:
 
 
 async def hold_chosen_seats(
-    session: AsyncSession,
     store: HoldStore,
     on_sale: OnSaleCache,
     event: EventFacts,
@@ -90,10 +91,11 @@ async def hold_chosen_seats(
     if len(wanted) != len(seat_ids):
         raise InvalidInput("a seat is listed twice")
     _check_count(event, len(seat_ids))
-    known = await on_sale.known_seats(session, event.id, wanted)
+    known = await on_sale.known_seats(event.id, wanted)
     if unknown := [s for s in seat_ids if s not in known]:
         raise UnknownSeats("some seats are not seats of this event", unknown)
-    return await store.hold(event.id, owner_id, seat_ids, policy_of(event), taken_snapshot(session))
+    snapshot = taken_snapshot(on_sale.sessions)
+    return await store.hold(event.id, owner_id, seat_ids, policy_of(event), snapshot)
 
 
 async def _spots(
@@ -122,7 +124,7 @@ async def _spots(
 
 
 async def hold_best_available(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     store: HoldStore,
     event: EventFacts,
     owner_id: uuid.UUID,
@@ -131,7 +133,9 @@ async def hold_best_available(
     section: str | None,
 ) -> Hold:
     _check_count(event, quantity)
-    windows = candidate_windows(await _spots(session, store, event, category, section), quantity)
+    async with sessions() as session:
+        spots = await _spots(session, store, event, category, section)
+    windows = candidate_windows(spots, quantity)
     lost: set[uuid.UUID] = set()
     attempts = 0
     for window in windows:
@@ -139,7 +143,7 @@ async def hold_best_available(
             continue
         try:
             return await store.hold(
-                event.id, owner_id, window, policy_of(event), taken_snapshot(session)
+                event.id, owner_id, window, policy_of(event), taken_snapshot(sessions)
             )
         except SeatsUnavailable as refused:
             if refused.reason == "limit":

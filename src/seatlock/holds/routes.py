@@ -54,7 +54,6 @@ async def create_hold(
     event_id: FromPath[uuid.UUID],
     data: JSONBody[HoldRequest],
     principal: deps.Caller,
-    db_session: deps.DbSession,
     holds: deps.Holds,
     on_sale: deps.OnSale,
 ) -> Hold:
@@ -62,15 +61,19 @@ async def create_hold(
         raise InvalidInput("give either seat_ids or quantity")
     if data.seat_ids is not None and (data.price_category or data.section):
         raise InvalidInput("price_category and section apply to quantity only")
-    event = await placement.event_on_sale(db_session, on_sale, event_id)
+    event = await placement.event_on_sale(on_sale, event_id)
     if data.seat_ids is not None:
-        hold = await placement.hold_chosen_seats(
-            db_session, holds, on_sale, event, principal.id, data.seat_ids
-        )
+        hold = await placement.hold_chosen_seats(holds, on_sale, event, principal.id, data.seat_ids)
     else:
         assert data.quantity is not None
         hold = await placement.hold_best_available(
-            db_session, holds, event, principal.id, data.quantity, data.price_category, data.section
+            on_sale.sessions,
+            holds,
+            event,
+            principal.id,
+            data.quantity,
+            data.price_category,
+            data.section,
         )
     return hold
 
