@@ -14,8 +14,9 @@ from redis.asyncio import Redis
 
 from seatlock import keys
 from seatlock.errors import Conflict, DomainError, Gone, NotFound
+from seatlock.holds.replies import SeatsUnavailable
 from seatlock.holds.scripts import load_scripts, register_scripts
-from seatlock.holds.store import HoldPolicy, HoldStore, SeatsUnavailable
+from seatlock.holds.store import HoldPolicy, HoldStore
 from seatlock.models import SeatState
 
 SEATS = [uuid.uuid4() for _ in range(8)]

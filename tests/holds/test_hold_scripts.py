@@ -13,8 +13,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from seatlock import keys
 from seatlock.errors import Conflict, Gone, NotFound
+from seatlock.holds.replies import SeatsUnavailable
 from seatlock.holds.scripts import load_scripts, register_scripts
-from seatlock.holds.store import HoldPolicy, HoldStore, SeatsUnavailable, event_of_hold
+from seatlock.holds.store import HoldPolicy, HoldStore, event_of_hold
 from seatlock.models import SeatState
 from seatlock.redis_client import RedisClient, hash_field
 from tests.holds.holdstore import POLICY, seats, snapshot_of

@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-import msgspec
 from litestar import Router, get, patch
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -13,7 +12,7 @@ from seatlock import deps
 from seatlock.auth import users
 from seatlock.auth.access import ADMINS
 from seatlock.auth.routes import UserOut, user_out
-from seatlock.bodies import Body
+from seatlock.bodies import Body, OffsetPage
 from seatlock.errors import Forbidden
 from seatlock.models import Role
 
@@ -22,21 +21,14 @@ class RoleChange(Body):
     role: Role
 
 
-class UserPage(msgspec.Struct):
-    items: list[UserOut]
-    total: int
-    limit: int
-    offset: int
-
-
 @get("/users", roles=ADMINS)
 async def list_users(
     db_session: deps.DbSession,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     offset: Annotated[int, QueryParameter(ge=0)] = 0,
-) -> UserPage:
+) -> OffsetPage[UserOut]:
     rows, total = await users.list_users(db_session, limit, offset)
-    return UserPage(items=[user_out(u) for u in rows], total=total, limit=limit, offset=offset)
+    return OffsetPage([user_out(u) for u in rows], total, limit, offset)
 
 
 @patch("/users/{user_id:uuid}", roles=ADMINS)

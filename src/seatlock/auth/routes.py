@@ -54,13 +54,7 @@ class TokenOut(msgspec.Struct):
 
 
 def user_out(user: User) -> UserOut:
-    return UserOut(
-        id=user.id,
-        email=user.email,
-        full_name=user.full_name,
-        role=user.role,
-        created_at=user.created_at,
-    )
+    return msgspec.convert(user, UserOut, from_attributes=True)
 
 
 def _refresh_cookie(value: str, max_age: int) -> Cookie:

@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from seatlock import deps
 from seatlock.auth.access import SIGNED_IN
-from seatlock.bodies import Body
+from seatlock.bodies import Body, OffsetPage
 from seatlock.bookings import bookings, cancellation
 from seatlock.idempotency.replays import Recorder, run_in_transaction
 from seatlock.models import Booking, BookingStatus
@@ -31,13 +31,6 @@ class BookingOut(msgspec.Struct):
     currency: str
     payment_deadline: datetime
     created_at: datetime
-
-
-class BookingPage(msgspec.Struct):
-    items: list[BookingOut]
-    total: int
-    limit: int
-    offset: int
 
 
 def booking_out(booking: Booking) -> BookingOut:
@@ -79,11 +72,9 @@ async def my_bookings(
     db_session: deps.DbSession,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     offset: Annotated[int, QueryParameter(ge=0)] = 0,
-) -> BookingPage:
+) -> OffsetPage[BookingOut]:
     rows, total = await bookings.list_bookings(db_session, principal.id, limit, offset)
-    return BookingPage(
-        items=[booking_out(b) for b in rows], total=total, limit=limit, offset=offset
-    )
+    return OffsetPage([booking_out(b) for b in rows], total, limit, offset)
 
 
 @get("/{booking_id:uuid}", roles=SIGNED_IN)

@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from seatlock.errors import Conflict, InvalidInput, NotFound, UnknownSeats
 from seatlock.holds.best_seats import SeatSpot, candidate_windows
 from seatlock.holds.on_sale import EventFacts, OnSaleCache
-from seatlock.holds.store import Hold, HoldPolicy, HoldStore, SeatsUnavailable, TakenSnapshot
+from seatlock.holds.replies import SeatsUnavailable
+from seatlock.holds.store import Hold, HoldPolicy, HoldStore, TakenSnapshot
 from seatlock.models import EventStatus, PriceCategory, Seat, SeatState
 
 # Best available tries this many windows when others grab seats in between.

@@ -11,13 +11,13 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import msgspec
 
 from seatlock import keys
-from seatlock.errors import Conflict, Gone, NotFound, SeatConflict, Unavailable
+from seatlock.errors import NotFound, Unavailable
+from seatlock.holds import replies
 from seatlock.holds.scripts import Scripts
 from seatlock.models import SeatState
 from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
@@ -26,15 +26,7 @@ REBUILD_ATTEMPTS = 5
 # The reserved/sold cache is dropped and rebuilt from PostgreSQL this often at the latest,
 # which bounds how long an update lost to a Redis outage can leave it wrong.
 TAKEN_CACHE_TTL_MS = 300_000
-# The reason reported when conflicts differ: the most lasting one wins.
-REASON_ORDER = ("sold", "reserved", "held", "limit")
-
 TakenSnapshot = Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, SeatState]]]
-
-
-class SeatsUnavailable(SeatConflict):
-    slug = "seats-unavailable"
-    title = "Some seats cannot be held"
 
 
 @dataclass(frozen=True)
@@ -82,38 +74,6 @@ def event_of_hold(hold_id: str) -> uuid.UUID:
         return uuid.UUID(hex=event_hex)
     except ValueError as exc:
         raise NotFound("no such hold") from exc
-
-
-def _from_ms(ms: Any) -> datetime:
-    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
-
-
-def _seat_ids(values: Sequence[str]) -> list[uuid.UUID]:
-    return [uuid.UUID(v) for v in values]
-
-
-def _conflict(reply: list[str]) -> SeatsUnavailable:
-    pairs = list(zip(reply[1::2], reply[2::2], strict=True))
-    reasons = {reason for _, reason in pairs}
-    reason = next(r for r in REASON_ORDER if r in reasons)
-    detail = (
-        "holding these seats would pass your seat limit for this event"
-        if reason == "limit"
-        else "some of the seats are not available"
-    )
-    return SeatsUnavailable(detail, [uuid.UUID(seat) for seat, _ in pairs], reason)
-
-
-def _refusal(reply: list[str]) -> Exception:
-    answer = reply[0]
-    if answer == "not_owner":
-        # Someone else's hold is reported exactly like a missing one.
-        return NotFound("no such hold")
-    if answer == "gone":
-        return Gone("the hold has expired or was released")
-    if answer == "converting":
-        return Conflict("the hold is being turned into a booking")
-    return Conflict("the hold cannot be extended any further")
 
 
 @asynccontextmanager
@@ -166,7 +126,7 @@ class HoldStore:
                     break
                 await self.load_taken(event_id, snapshot)
         if reply[0] == "conflict":
-            raise _conflict(reply)
+            raise replies.conflict(reply)
         if reply[0] != "ok":
             raise Unavailable("the seat cache could not be rebuilt; please retry")
         return Hold(
@@ -174,7 +134,7 @@ class HoldStore:
             event_id=event_id,
             owner_id=owner_id,
             seats=list(seat_ids),
-            expires_at=_from_ms(reply[1]),
+            expires_at=replies.from_ms(reply[1]),
             extensions_left=int(reply[2]),
             state="held",
         )
@@ -206,8 +166,8 @@ class HoldStore:
             id=hold_id,
             event_id=event_id,
             owner_id=owner_id,
-            seats=_seat_ids(fields["seats"].split(",")),
-            expires_at=_from_ms(fields["expires"]),
+            seats=replies.seat_ids_of(fields["seats"].split(",")),
+            expires_at=replies.from_ms(fields["expires"]),
             extensions_left=int(fields["max_extensions"]) - int(fields["extensions"]),
             state=fields["state"],
         )
@@ -222,7 +182,7 @@ class HoldStore:
         async with redis_or_503():
             reply = await self.scripts.extend(keys=extend_keys, args=[hold_id, str(owner_id)])
         if reply[0] != "ok":
-            raise _refusal(reply)
+            raise replies.refusal(reply)
         return await self.get(hold_id, owner_id)
 
     async def release(self, hold_id: str, owner_id: uuid.UUID | None) -> list[uuid.UUID]:
@@ -246,8 +206,8 @@ class HoldStore:
                 keys=release_keys, args=[hold_id, str(holder), force]
             )
         if reply[0] != "ok":
-            raise NotFound("no such hold") if reply[0] == "not_owner" else _refusal(reply)
-        return _seat_ids(reply[1:])
+            raise NotFound("no such hold") if reply[0] == "not_owner" else replies.refusal(reply)
+        return replies.seat_ids_of(reply[1:])
 
     async def claim(self, hold_id: str, owner_id: uuid.UUID) -> tuple[uuid.UUID, list[uuid.UUID]]:
         """Mark a live hold of the caller's as being converted; returns its event and seats."""
@@ -257,8 +217,8 @@ class HoldStore:
                 keys=[keys.hold(event_id, hold_id)], args=[str(owner_id)]
             )
         if reply[0] != "ok":
-            raise _refusal(reply)
-        return event_id, _seat_ids(reply[1:])
+            raise replies.refusal(reply)
+        return event_id, replies.seat_ids_of(reply[1:])
 
     async def unclaim(self, hold_id: str, owner_id: uuid.UUID) -> None:
         event_id = event_of_hold(hold_id)
@@ -306,13 +266,13 @@ class HoldStore:
                 keys=[keys.event_holds(event_id), keys.hold_sizes(event_id)],
                 args=[keys.hold_prefix(event_id), limit],
             )
-        now, total, rows = _from_ms(reply[0]), int(reply[1]), reply[2:]
+        now, total, rows = replies.from_ms(reply[0]), int(reply[1]), reply[2:]
         holds = [
             LiveHold(
                 id=hold_id,
                 owner_id=uuid.UUID(owner),
-                seats=_seat_ids(seats.split(",")),
-                expires_at=_from_ms(expires),
+                seats=replies.seat_ids_of(seats.split(",")),
+                expires_at=replies.from_ms(expires),
                 state=state,
             )
             for hold_id, owner, seats, expires, state in zip(*[iter(rows)] * 5, strict=True)

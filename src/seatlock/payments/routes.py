@@ -50,18 +50,7 @@ class PaymentOut(msgspec.Struct):
 
 
 def payment_out(payment: Payment) -> PaymentOut:
-    return PaymentOut(
-        id=payment.id,
-        booking_id=payment.booking_id,
-        method=payment.method,
-        provider=payment.provider,
-        status=payment.status,
-        amount_minor=payment.amount_minor,
-        currency=payment.currency,
-        provider_reference=payment.provider_reference,
-        checkout_url=payment.checkout_url,
-        created_at=payment.created_at,
-    )
+    return msgspec.convert(payment, PaymentOut, from_attributes=True)
 
 
 @post("/initiate", roles=SIGNED_IN, status_code=201)

@@ -1,0 +1,50 @@
+"""What the hold scripts answer, turned into values and domain errors."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from seatlock.errors import Conflict, Gone, NotFound, SeatConflict
+
+# The reason reported when conflicts differ: the most lasting one wins.
+REASON_ORDER = ("sold", "reserved", "held", "limit")
+
+
+class SeatsUnavailable(SeatConflict):
+    slug = "seats-unavailable"
+    title = "Some seats cannot be held"
+
+
+def from_ms(ms: Any) -> datetime:
+    return datetime.fromtimestamp(int(ms) / 1000, tz=UTC)
+
+
+def seat_ids_of(values: Sequence[str]) -> list[uuid.UUID]:
+    return [uuid.UUID(v) for v in values]
+
+
+def conflict(reply: list[str]) -> SeatsUnavailable:
+    pairs = list(zip(reply[1::2], reply[2::2], strict=True))
+    reasons = {reason for _, reason in pairs}
+    reason = next(r for r in REASON_ORDER if r in reasons)
+    detail = (
+        "holding these seats would pass your seat limit for this event"
+        if reason == "limit"
+        else "some of the seats are not available"
+    )
+    return SeatsUnavailable(detail, [uuid.UUID(seat) for seat, _ in pairs], reason)
+
+
+def refusal(reply: list[str]) -> Exception:
+    answer = reply[0]
+    if answer == "not_owner":
+        # Someone else's hold is reported exactly like a missing one.
+        return NotFound("no such hold")
+    if answer == "gone":
+        return Gone("the hold has expired or was released")
+    if answer == "converting":
+        return Conflict("the hold is being turned into a booking")
+    return Conflict("the hold cannot be extended any further")
