@@ -15,11 +15,10 @@ def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        # No ping per checkout: it cost a round trip before every transaction. A connection
-        # that a PostgreSQL restart broke fails its first statement instead; SQLAlchemy then
-        # invalidates every connection of the pool made before, so each process answers one
-        # request 503 (a retry) per restart rather than paying a ping on every request.
-        pool_pre_ping=False,
+        # A checkout pings first, so that connections a PostgreSQL restart (or a terminated
+        # backend) broke are replaced instead of failing requests. The hold path checks out
+        # no connection and pays nothing for it.
+        pool_pre_ping=True,
         pool_timeout=10,
     )
 
