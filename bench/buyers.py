@@ -1,62 +1,32 @@
-"""Buyers of a flash sale: each loops over pick seats, reserve them, pay, until the sale
-is over. Reserving is the step under comparison: a Redis hold then a booking (Seatlock),
-or one locking PostgreSQL transaction (the baseline)."""
+"""The spread scenario: a few hundred buyers over a large event, sharing a board of the
+seats they believe free (like a seat map that refreshes itself), each looping over pick
+seats, claim them, pay, until the seats are gone or the time is up."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import time
-import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
-
-import httpx
 
 from bench.recorder import Recorder
+from bench.sale import SeatInfo
+from bench.steps import Ask, Buyer, Conflicted, Design, Sale, pay
+from bench.wire import WireError
 
 # How a buyer picks seats: chosen seats in the hot section, anywhere, or best available.
 STRATEGIES = (("hot", 0.4), ("random", 0.3), ("best", 0.3))
 MAX_SEATS_PER_TRY = 4
 
 
-@dataclass(frozen=True)
-class SeatInfo:
-    id: str
-    section: str
-    row: str
-    number: int
-
-
-@dataclass(frozen=True)
-class Ask:
-    """One try: chosen seats, or a quantity (best available, in a section or anywhere)."""
-
-    seat_ids: list[str] | None
-    quantity: int
-    section: str | None
-
-    def body(self) -> dict[str, Any]:
-        if self.seat_ids is not None:
-            return {"seat_ids": self.seat_ids}
-        body: dict[str, Any] = {"quantity": self.quantity}
-        if self.section is not None:
-            body["section"] = self.section
-        return body
-
-
 class Board:
-    """What the buyers believe is still free, shared by all of them like a seat map that
-    refreshes itself: seats leave it when a buyer gets them or learns they are taken."""
+    """What the buyers believe is still free: seats leave it when a buyer gets them or
+    learns they are taken. Shared by the buyers of one client process."""
 
     def __init__(self, seats: list[SeatInfo], hot_section: str) -> None:
         self.seats = {s.id: s for s in seats}
+        self.order = {s.id: n for n, s in enumerate(seats)}
         self.free = set(self.seats)
         self.hot_section = hot_section
-        self.sections = sorted({s.section for s in seats})
         self.rows: defaultdict[tuple[str, str], dict[int, str]] = defaultdict(dict)
         for s in seats:
             self.rows[(s.section, s.row)][s.number] = s.id
@@ -70,7 +40,9 @@ class Board:
         if strategy == "best":
             section = self.hot_section if rng.random() < 0.5 else None
             return Ask(None, want, section)
-        pool = list(self.free)
+        # In seat order, not set order: the same seed then picks the same places in
+        # both modes, whose events have different seat ids.
+        pool = sorted(self.free, key=self.order.__getitem__)
         if strategy == "hot":
             hot = [i for i in pool if self.seats[i].section == self.hot_section]
             pool = hot or pool
@@ -99,147 +71,34 @@ class Board:
         self.free.difference_update(lost)
 
 
-@dataclass(frozen=True)
-class Shopper:
-    """One buyer: its token and its own keep-alive connections (one client each, since
-    httpx's connection pool costs time in its size on every request)."""
-
-    headers: dict[str, str]
-    service: httpx.AsyncClient
-    baseline: httpx.AsyncClient | None = None
-
-
-@dataclass(frozen=True)
-class Reserved:
-    booking_id: str
-    seats: list[str]
-
-
-Reserve = Callable[[Shopper, Ask, Recorder], Awaitable["Reserved | None"]]
-
-
-def _conflicts(response: httpx.Response) -> list[str]:
+async def _try_once(
+    buyer: Buyer, board: Board, ask: Ask, design: Design, recorder: Recorder
+) -> None:
+    """Claim, book and pay; the board learns what the answers say."""
     try:
-        found = response.json().get("conflicts", [])
-    except ValueError:
-        return []
-    return [str(s) for s in found] if isinstance(found, list) else []
-
-
-def _failed(recorder: Recorder, step: str, response: httpx.Response) -> None:
-    recorder.error(step, f"HTTP {response.status_code}")
-
-
-def seatlock_reserve(event_id: str) -> Reserve:
-    """Hold the seats in Redis, then book the hold (Seatlock's design)."""
-
-    async def reserve(shopper: Shopper, ask: Ask, recorder: Recorder) -> Reserved | None:
-        client, buyer = shopper.service, shopper.headers
-        started = time.perf_counter()
-        response = await client.post(
-            f"/api/events/{event_id}/holds", json=ask.body(), headers=buyer
-        )
-        recorder.latency("hold", started)
-        recorder.contended_step(started, response.status_code == 201)
-        if response.status_code == 409:
-            recorder.conflicts["hold"] += 1
-            raise Conflicted(_conflicts(response))
-        if response.status_code != 201:
-            _failed(recorder, "hold", response)
-            return None
-        hold = response.json()
-        started = time.perf_counter()
-        response = await client.post(
-            "/api/bookings",
-            json={"hold_id": hold["id"]},
-            headers={**buyer, "Idempotency-Key": str(uuid.uuid4())},
-        )
-        recorder.latency("book", started)
-        if response.status_code == 409:
-            recorder.conflicts["book"] += 1
-            raise Conflicted(_conflicts(response), seats=hold["seats"])
-        if response.status_code != 201:
-            _failed(recorder, "book", response)
-            return None
-        return Reserved(response.json()["id"], [str(s) for s in hold["seats"]])
-
-    return reserve
-
-
-def baseline_reserve(event_id: str) -> Reserve:
-    """One PostgreSQL transaction locking the seat rows (the baseline design)."""
-
-    async def reserve(shopper: Shopper, ask: Ask, recorder: Recorder) -> Reserved | None:
-        assert shopper.baseline is not None
-        started = time.perf_counter()
-        response = await shopper.baseline.post(
-            f"/baseline/events/{event_id}/bookings", json=ask.body(), headers=shopper.headers
-        )
-        recorder.latency("lock_txn", started)
-        recorder.contended_step(started, response.status_code == 201)
-        if response.status_code == 409:
-            recorder.conflicts["lock_txn"] += 1
-            raise Conflicted(_conflicts(response))
-        if response.status_code != 201:
-            _failed(recorder, "lock_txn", response)
-            return None
-        booking = response.json()
-        return Reserved(booking["id"], [str(s) for s in booking["seats"]])
-
-    return reserve
-
-
-class Conflicted(Exception):
-    def __init__(self, taken: list[str], seats: list[str] | None = None) -> None:
-        super().__init__("conflict")
-        self.taken = taken
-        self.seats = seats or []
-
-
-async def pay(
-    client: httpx.AsyncClient, buyer: dict[str, str], booking_id: str, recorder: Recorder
-) -> bool:
-    """Pay a booking through the sandbox provider, as a frontend would."""
-    started = time.perf_counter()
-    response = await client.post(
-        "/api/payments/initiate",
-        json={"booking_id": booking_id, "method": "CARD"},
-        headers={**buyer, "Idempotency-Key": str(uuid.uuid4())},
-    )
-    recorder.latency("initiate", started)
-    if response.status_code != 201:
-        _failed(recorder, "initiate", response)
-        return False
-    payment = response.json()
-    started = time.perf_counter()
-    response = await client.post(f"{urlsplit(payment['checkout_url']).path}/complete")
-    recorder.latency("sandbox_complete", started)
-    if response.status_code != 200:
-        _failed(recorder, "sandbox_complete", response)
-        return False
-    started = time.perf_counter()
-    response = await client.post(
-        "/api/payments/verify",
-        json={"payment_id": payment["id"], "callback": response.json()},
-        headers=buyer,
-    )
-    recorder.latency("verify", started)
-    if response.status_code != 200 or response.json().get("status") != "succeeded":
-        _failed(recorder, "verify", response)
-        return False
-    return True
+        claim = await design.claim(buyer, ask, recorder)
+        if claim is None:
+            board.give_back(ask.seat_ids or [], [])
+            return
+        board.take(claim.seats)
+        booking_id = await design.book(buyer, claim, recorder)
+        if booking_id is not None and await pay(buyer, booking_id, recorder):
+            recorder.checkout(len(claim.seats))
+    except Conflicted as conflict:
+        board.give_back((ask.seat_ids or []) + conflict.seats, conflict.taken)
+    except WireError:
+        board.give_back(ask.seat_ids or [], [])
 
 
 async def buyer_loop(
-    shopper: Shopper,
+    buyer: Buyer,
     board: Board,
-    reserve: Reserve,
+    design: Design,
     recorder: Recorder,
     rng: random.Random,
-    deadline: float,
-    capacity: int,
+    over: asyncio.Event,
 ) -> None:
-    while time.perf_counter() < deadline:
+    while not over.is_set():
         ask = board.pick(rng)
         if ask is None:
             if board.in_flight == 0:
@@ -249,17 +108,18 @@ async def buyer_loop(
         board.take(ask.seat_ids or [])
         board.in_flight += 1
         try:
-            reserved = await reserve(shopper, ask, recorder)
-            if reserved is None:
-                board.give_back(ask.seat_ids or [], [])
-                continue
-            board.take(reserved.seats)
-            if await pay(shopper.service, shopper.headers, reserved.booking_id, recorder):
-                recorder.checkout(len(reserved.seats), capacity)
-        except Conflicted as conflict:
-            board.give_back((ask.seat_ids or []) + conflict.seats, conflict.taken)
-        except httpx.HTTPError as exc:
-            recorder.error("transport", type(exc).__name__)
-            board.give_back(ask.seat_ids or [], [])
+            await _try_once(buyer, board, ask, design, recorder)
         finally:
             board.in_flight -= 1
+
+
+async def run(
+    buyers: list[Buyer], sale: Sale, design: Design, recorder: Recorder, over: asyncio.Event
+) -> None:
+    board = Board(sale.seats, sale.hot_section)
+    await asyncio.gather(
+        *(
+            buyer_loop(b, board, design, recorder, random.Random(f"{sale.seed}-{b.index}"), over)
+            for b in buyers
+        )
+    )

@@ -1,100 +1,128 @@
 """What the hold path costs above the framework: POST /api/events/{id}/holds against
-GET /health/live of the same server, in one run, with the same concurrency.
+GET /health/live of the same server, in one run, at the same concurrency, driven by wrk.
 
-    .venv/bin/python bench/hold_vs_trivial.py --concurrency 64 --duration 10 --workers 2
+    .venv/bin/python bench/hold_vs_trivial.py --connections 64 --duration 10 --workers 2
 
-Each hold takes one chosen seat of a 20,000-seat event; callers rotate over enough buyers
-that no one reaches the per-buyer seat limit.
+The hold phase cycles over buyer i holding seat i (each request another buyer and seat)
+and releasing that hold right after, so the seats never run out: half its requests are
+holds, half releases, each one Lua script in Redis.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
-from contextlib import AsyncExitStack
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import httpx
-
-from bench import loadgen
+from bench import conditions, cpu, loadgen, wrk
 from seatlock.testing import accounts
-from seatlock.testing.servers import SERVERS, Backends, app_server, embedded_backends
+from seatlock.testing.servers import SERVERS, Backends
 
-SEATS = 20_000
-SEATS_PER_BUYER = 10  # the event's default max_seats_per_booking
+PAIRS = 2000
+# The warm-up has pairs of its own: a wrk run ends with holds it never released.
+WARM_UP_PAIRS = 300
+WARM_UP_SECONDS = 1.0
 
 
-async def measure(base_url: str, backends: Backends, concurrency: int, seconds: float) -> Any:
-    async with loadgen.event_on_sale(base_url, backends, SEATS) as (engine, event_id, seats):
-        buyers = await accounts.mint_accounts(engine, backends.jwt_secret, SEATS // SEATS_PER_BUYER)
-        free = iter(range(len(seats)))
-        used_up: list[bool] = []
+@dataclass(frozen=True)
+class Options:
+    connections: int = 64
+    threads: int = 2
+    duration: float = 10.0
+    workers: int = 2
+    server: str = "uvicorn"
 
-        async with AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(loadgen.client(base_url))
-                for _ in range(concurrency)
-            ]
 
-            async def trivial(http: httpx.AsyncClient, index: int) -> bool:
-                return (await http.get("/health/live")).status_code == 200
-
-            async def hold(http: httpx.AsyncClient, index: int) -> bool:
-                n = next(free, None)
-                if n is None:
-                    used_up.append(True)
-                    return False
-                response = await http.post(
-                    f"/api/events/{event_id}/holds",
-                    json={"seat_ids": [seats[n].id]},
-                    headers=buyers[n // SEATS_PER_BUYER],
-                )
-                return response.status_code == 201
-
-            await loadgen.phase("warm-up", clients, 1.0, trivial)
-            trivial_phase = await loadgen.phase("trivial", clients, seconds, trivial)
-            hold_phase = await loadgen.phase(
-                "hold", clients, seconds, hold, stop_when=lambda: bool(used_up)
-            )
-    out = {"trivial": trivial_phase.figures(), "hold": hold_phase.figures()}
-    out["ratio_hold_to_trivial"] = round(
-        out["hold"]["requests_per_s"] / out["trivial"]["requests_per_s"], 3
+async def _files(
+    base_url: str, backends: Backends, folder: Path
+) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """An event on sale and a buyer per seat: the event id, the wrk files of the warm-up
+    and those of the measurement."""
+    total = WARM_UP_PAIRS + PAIRS
+    async with loadgen.event_on_sale(base_url, backends, total) as (engine, event_id, seats):
+        people = await accounts.mint_accounts(engine, backends.jwt_secret, total)
+    ids = [s.id for s in seats]
+    warm_up = (
+        wrk.write_buyers(folder, people[:WARM_UP_PAIRS], "warm-buyers.txt"),
+        wrk.write_seats(folder, ids[:WARM_UP_PAIRS], "warm-seats.txt"),
     )
-    return out
+    measured = (
+        wrk.write_buyers(folder, people[WARM_UP_PAIRS:]),
+        wrk.write_seats(folder, ids[WARM_UP_PAIRS:]),
+    )
+    return event_id, warm_up, measured
+
+
+def measure(base_url: str, backends: Backends, options: Options) -> dict[str, Any]:
+    roots = cpu.roots_by_url(
+        {"service": base_url, "postgresql": backends.database_url, "valkey": backends.redis_url}
+    )
+    with tempfile.TemporaryDirectory(prefix="seatlock-wrk-") as folder:
+        event_id, warm_up, measured = asyncio.run(_files(base_url, backends, Path(folder)))
+        env = {
+            "BENCH_WRK_CLAIM": f"/api/events/{event_id}/holds",
+            "BENCH_WRK_RELEASE": "/api/holds/",
+        }
+
+        def phase(mode: str, seconds: float, files: tuple[str, ...]) -> dict[str, Any]:
+            url = f"{base_url}/health/live" if mode == "trivial" else base_url
+            load = wrk.Load(mode, url, options.connections, seconds, options.threads, env, files)
+            return wrk.run(load, roots)
+
+        phase("trivial", WARM_UP_SECONDS, warm_up)
+        phase("cycle", WARM_UP_SECONDS, warm_up)
+        trivial = phase("trivial", options.duration, measured)
+        hold = phase("cycle", options.duration, measured)
+    return {
+        "trivial": trivial,
+        "hold": hold,
+        "ratio_hold_to_trivial": round(hold["requests_per_s"] / trivial["requests_per_s"], 3),
+    }
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [
+        "| route | requests/s | holds/s | p50 ms | p99 ms | non-2xx | wrk CPU | service CPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, label in (("trivial", "GET /health/live"), ("hold", "hold + release")):
+        r = result[name]
+        lines.append(
+            f"| {label} | {r['requests_per_s']:,} | {r.get('won_per_s', '-')} | "
+            f"{r['latency_ms']['p50']} | {r['latency_ms']['p99']} | "
+            f"{r['socket_errors']['status']} | "
+            f"{r['cpu_share']['client']:.0%} | {r['cpu_share']['service']:.0%} |"
+        )
+    lines.append(
+        f"\nhold route / trivial route, requests/s: {result['ratio_hold_to_trivial']} "
+        f"(target >= 0.5: {'met' if result['ratio_hold_to_trivial'] >= 0.5 else 'MISSED'})"
+    )
+    return "\n".join(lines)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--connections", "--concurrency", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
-    with (
-        embedded_backends() as backends,
-        app_server(
-            "seatlock.app:create_app", backends, args.workers, server=args.server
-        ) as base_url,
-    ):
-        result = asyncio.run(measure(base_url, backends, args.concurrency, args.duration))
-    result["config"] = vars(args)
-    print("| route | requests/s | ok | failed | p50 ms | p99 ms |\n|---|---|---|---|---|---|")
-    for name in ("trivial", "hold"):
-        r = result[name]
-        print(
-            f"| {name} | {r['requests_per_s']} | {r['ok']} | {r['failed']} | "
-            f"{r['latency_ms']['p50']} | {r['latency_ms']['p99']} |"
-        )
-    print(f"\nhold / trivial requests/s: {result['ratio_hold_to_trivial']} (target >= 0.5)")
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2))
+    options = Options(args.connections, args.threads, args.duration, args.workers, args.server)
+    wrk.executable()
+    machine = conditions.machine()
+    with loadgen.service(options.workers, options.server) as (backends, url):
+        result = measure(url, backends, options)
+    print(markdown(result))
+    conditions.save({**result, "config": vars(options), "machine": machine}, args.json_path)
     return 0
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +15,11 @@ from sqlalchemy import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import sale
-from bench.buyers import SeatInfo
 from bench.recorder import summary
+from bench.sale import SeatInfo
 from seatlock.models import Role
 from seatlock.testing import accounts
-from seatlock.testing.servers import Backends
+from seatlock.testing.servers import Backends, app_server, embedded_backends
 
 Call = Callable[[httpx.AsyncClient, int], Awaitable[bool]]
 
@@ -84,3 +84,13 @@ async def event_on_sale(
         yield engine, event_id, seat_list
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def service(workers: int, server: str) -> Iterator[tuple[Backends, str]]:
+    """Embedded PostgreSQL and Valkey, and the service on `workers` workers: its URL."""
+    with (
+        embedded_backends() as backends,
+        app_server("seatlock.app:create_app", backends, workers, server=server) as url,
+    ):
+        yield backends, url

@@ -1,5 +1,9 @@
-"""What a run measures: latencies per endpoint, conflicts and errors per step, and a
-timeline of checkouts and contended-step latencies for the over-time figures."""
+"""What a run measures: latencies per step, conflicts and errors per step, and a timeline
+of checkouts and contended-step latencies for the over-time figures.
+
+Every client process keeps its own Recorder against the same start (time.monotonic() is
+one clock for the whole machine); the parent merges their dumps into one.
+"""
 
 from __future__ import annotations
 
@@ -29,54 +33,105 @@ def summary(values: list[float]) -> dict[str, float | int]:
 
 
 class Recorder:
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
+    def __init__(self, started: float | None = None) -> None:
+        self.started = time.monotonic() if started is None else started
         self.latencies: defaultdict[str, list[float]] = defaultdict(list)
         self.conflicts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        # (seconds since start, latency in ms) of every contended-step attempt.
-        self.contended: list[tuple[float, float]] = []
-        self.contended_ok = 0
-        self.checkouts: list[float] = []
-        self.seats_sold = 0
-        self.sold_out_at: float | None = None
+        # (seconds since start, latency in ms, won) of every contended-step attempt.
+        self.contended: list[tuple[float, float, bool]] = []
+        # (seconds since start, seats) of every paid checkout.
+        self.checkouts: list[tuple[float, int]] = []
+        # How the buyers of a flash sale left: completed, released, walked away, ...
+        self.outcomes: Counter[str] = Counter()
 
     def now(self) -> float:
-        return time.perf_counter() - self.started
+        return time.monotonic() - self.started
 
-    def latency(self, endpoint: str, started: float) -> float:
-        ms = (time.perf_counter() - started) * 1000
-        self.latencies[endpoint].append(ms)
+    def latency(self, step: str, started: float) -> float:
+        ms = (time.monotonic() - started) * 1000
+        self.latencies[step].append(ms)
         return ms
 
-    def contended_step(self, started: float, ok: bool) -> None:
-        self.contended.append((self.now(), (time.perf_counter() - started) * 1000))
-        self.contended_ok += ok
+    def contended_step(self, started: float, won: bool) -> None:
+        self.contended.append((self.now(), (time.monotonic() - started) * 1000, won))
 
-    def checkout(self, seats: int, capacity: int) -> None:
-        self.checkouts.append(self.now())
-        self.seats_sold += seats
-        if self.seats_sold >= capacity and self.sold_out_at is None:
-            self.sold_out_at = self.now()
+    def checkout(self, seats: int) -> None:
+        self.checkouts.append((self.now(), seats))
 
     def error(self, step: str, what: str) -> None:
         self.errors[f"{step}: {what}"] += 1
 
+    @property
+    def contended_won(self) -> int:
+        return sum(1 for _, _, won in self.contended if won)
+
+    @property
+    def seats_sold(self) -> int:
+        return sum(seats for _, seats in self.checkouts)
+
+    def sold_out_at(self, capacity: float) -> float | None:
+        """When the paid seats reached `capacity` (or a share of it), if they did."""
+        sold = 0
+        for at, seats in sorted(self.checkouts):
+            sold += seats
+            if sold >= capacity:
+                return at
+        return None
+
+    def peak_rate(self, window: float) -> float:
+        """Checkouts per second in the busiest `window` seconds."""
+        times = sorted(at for at, _ in self.checkouts)
+        most, first = 0, 0
+        for last, at in enumerate(times):
+            while times[first] < at - window:
+                first += 1
+            most = max(most, last - first + 1)
+        return round(most / window, 2)
+
+    def dump(self) -> dict[str, Any]:
+        """Plain data, to send from a client process to the parent."""
+        return {
+            "latencies": dict(self.latencies),
+            "conflicts": dict(self.conflicts),
+            "errors": dict(self.errors),
+            "contended": self.contended,
+            "checkouts": self.checkouts,
+            "outcomes": dict(self.outcomes),
+        }
+
+    def merge(self, dump: dict[str, Any]) -> None:
+        for step, values in dump["latencies"].items():
+            self.latencies[step] += values
+        self.conflicts.update(dump["conflicts"])
+        self.errors.update(dump["errors"])
+        self.contended += [tuple(c) for c in dump["contended"]]
+        self.checkouts += [tuple(c) for c in dump["checkouts"]]
+        self.outcomes.update(dump["outcomes"])
+
     def timeline(self, elapsed: float) -> list[dict[str, Any]]:
-        """Per second: checkouts, contended-step successes and attempts, and their p99."""
+        """Per second: checkouts, seats sold so far, contended attempts and their p99."""
         seconds = max(1, math.ceil(elapsed))
         per_second: list[list[float]] = [[] for _ in range(seconds)]
-        for at, ms in self.contended:
+        for at, ms, _ in self.contended:
             per_second[min(int(at), seconds - 1)].append(ms)
-        checkouts = Counter(min(int(at), seconds - 1) for at in self.checkouts)
-        return [
-            {
-                "second": i,
-                "checkouts": checkouts[i],
-                "contended_attempts": len(per_second[i]),
-                "contended_p99_ms": round(percentile(sorted(per_second[i]), 0.99), 2)
-                if per_second[i]
-                else None,
-            }
-            for i in range(seconds)
-        ]
+        checkouts = Counter(min(int(at), seconds - 1) for at, _ in self.checkouts)
+        seats: Counter[int] = Counter()
+        for at, n in self.checkouts:
+            seats[min(int(at), seconds - 1)] += n
+        sold = 0
+        points = []
+        for i in range(seconds):
+            sold += seats[i]
+            points.append(
+                {
+                    "second": i,
+                    "checkouts": checkouts[i],
+                    "seats_sold": sold,
+                    "contended_attempts": len(per_second[i]),
+                    "contended_p99_ms": round(percentile(sorted(per_second[i]), 0.99), 2)
+                    if per_second[i]
+                    else None,
+                }
+            )
+        return points

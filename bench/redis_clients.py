@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import sys
 import tempfile
@@ -35,6 +34,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 import coredis
 import uvloop
 
+from bench import conditions
 from bench.recorder import summary
 from seatlock import keys
 from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
@@ -267,9 +267,8 @@ def main() -> int:
         f"\nmean holds/s: {', '.join(f'{n} {v:.1f}' for n, v in mean.items())}; "
         f"coredis / redis-py: {mean['coredis'] / mean['redis-py']:.2f}"
     )
-    if args.json_path:
-        result = {"config": vars(args), "rounds": rounds, "mean_holds_per_s": mean}
-        Path(args.json_path).write_text(json.dumps(result, indent=2))
+    result = {"config": vars(args), "rounds": rounds, "mean_holds_per_s": mean}
+    conditions.save(result, args.json_path)
     return 0
 
 

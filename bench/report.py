@@ -1,13 +1,14 @@
-"""The report of a flash-sale run: per-mode figures, the ratios between the modes and the
-issue's targets, as a dict (for JSON), a markdown table and an optional PNG."""
+"""The report of a flash-sale run: per-design figures, the ratios between the designs and
+the issue's targets, as a dict (for JSON) and as a markdown table."""
 
 from __future__ import annotations
 
 import math
-import os
-import platform
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+from bench.pgstats import Transactions
 from bench.recorder import Recorder, summary
 from seatlock.testing.oracle import Verdict
 
@@ -15,54 +16,95 @@ DESIGNS = {
     "redis": ("Redis hold, then booking transaction", "hold"),
     "baseline": ("one PostgreSQL transaction with SELECT ... FOR UPDATE", "lock_txn"),
 }
-ENDPOINTS = ("hold", "book", "lock_txn", "initiate", "sandbox_complete", "verify")
+STEPS = (
+    "read",
+    "hold",
+    "lock_txn",
+    "book",
+    "release",
+    "cancel",
+    "initiate",
+    "sandbox_complete",
+    "verify",
+)
+# The busiest stretch of a run, for its peak checkout rate.
+PEAK_WINDOW_SECONDS = 5.0
+CPU_GROUPS = ("service", "baseline", "postgresql", "valkey", "client", "other", "machine")
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Everything one design's run produced."""
+
+    mode: str
+    recorder: Recorder
+    elapsed: float
+    capacity: int
+    transactions: Transactions
+    verdict: Verdict
+    cpu: dict[str, float]
+    client_processes: int
 
 
 def _rate(count: float, seconds: float) -> float:
     return round(count / seconds, 2) if seconds > 0 else math.nan
 
 
-def mode_report(
-    mode: str,
-    recorder: Recorder,
-    elapsed: float,
-    capacity: int,
-    pg_transactions: int,
-    verdict: Verdict,
-) -> dict[str, Any]:
-    design, step = DESIGNS[mode]
+def _per(count: int, unit: int) -> float | None:
+    return round(count / unit, 2) if unit else None
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return round(seconds, 3) if seconds is not None else None
+
+
+def mode_report(run: Measured) -> dict[str, Any]:
+    design, step = DESIGNS[run.mode]
+    recorder = run.recorder
+    sold_out_at = recorder.sold_out_at(run.capacity)
+    # Rates over the selling time: until the last seat was paid, or the whole run.
+    window = sold_out_at if sold_out_at is not None else run.elapsed
     attempts = len(recorder.contended)
-    sold = verdict.sold_seats
+    refused = recorder.conflicts[step]
+    sold = run.verdict.sold_seats
     return {
-        "mode": mode,
+        "mode": run.mode,
         "design": design,
         "contended_step": step,
-        "elapsed_s": round(elapsed, 3),
+        "elapsed_s": round(run.elapsed, 3),
+        "selling_s": round(window, 3),
         "contended_attempts": attempts,
-        "contended_successes": recorder.contended_ok,
-        "contended_attempts_per_s": _rate(attempts, elapsed),
+        "contended_successes": recorder.contended_won,
+        "contended_refused": refused,
+        "contended_attempts_per_s": _rate(attempts, window),
         # holds/s for Seatlock, locking transactions/s for the baseline
-        "contended_per_s": _rate(recorder.contended_ok, elapsed),
+        "contended_per_s": _rate(recorder.contended_won, window),
         "checkouts": len(recorder.checkouts),
-        "checkouts_per_s": _rate(len(recorder.checkouts), elapsed),
-        "seats": capacity,
+        "checkouts_per_s": _rate(len(recorder.checkouts), window),
+        # Returned seats sell in a long tail (hold TTL, payment window): the peak shows
+        # what the design sustains while seats are there to sell.
+        "peak_checkouts_per_s": recorder.peak_rate(PEAK_WINDOW_SECONDS),
+        "seats": run.capacity,
         "seats_sold": sold,
-        "sold_out": sold >= capacity,
-        "time_to_sell_out_s": (
-            round(recorder.sold_out_at, 3) if recorder.sold_out_at is not None else None
-        ),
+        "sold_out": sold >= run.capacity,
+        "time_to_sell_out_s": _rounded(sold_out_at),
+        "time_to_sell_90pct_s": _rounded(recorder.sold_out_at(0.9 * run.capacity)),
         "conflicts": dict(recorder.conflicts),
         "conflicts_total": sum(recorder.conflicts.values()),
         "errors": dict(recorder.errors),
         "errors_total": sum(recorder.errors.values()),
-        "latency_ms": {
-            e: summary(recorder.latencies[e]) for e in ENDPOINTS if e in recorder.latencies
-        },
-        "contended_latency_ms": summary([ms for _, ms in recorder.contended]),
-        "pg_transactions": pg_transactions,
-        "pg_transactions_per_sold_seat": round(pg_transactions / sold, 2) if sold else None,
-        "oracle": verdict.as_dict(),
-        "timeline": recorder.timeline(elapsed),
+        "outcomes": dict(recorder.outcomes),
+        "latency_ms": {s: summary(recorder.latencies[s]) for s in STEPS if s in recorder.latencies},
+        "contended_latency_ms": summary([ms for _, ms, _ in recorder.contended]),
+        "pg_transactions": run.transactions.total,
+        "pg_commits": run.transactions.commits,
+        "pg_rollbacks": run.transactions.rollbacks,
+        "pg_transactions_per_sold_seat": _per(run.transactions.total, sold),
+        "pg_transactions_per_refused_attempt": _per(run.transactions.total, refused),
+        "cpu_share": run.cpu,
+        "client_processes": run.client_processes,
+        "oracle": run.verdict.as_dict(),
+        "timeline": recorder.timeline(run.elapsed),
     }
 
 
@@ -72,6 +114,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3)
 
 
+RATIOS: dict[str, Callable[[dict[str, Any]], float | None]] = {
+    "checkouts_per_s": lambda m: m["checkouts_per_s"],
+    "peak_checkouts_per_s": lambda m: m["peak_checkouts_per_s"],
+    "contended_per_s": lambda m: m["contended_per_s"],
+    "contended_attempts_per_s": lambda m: m["contended_attempts_per_s"],
+    "contended_p99": lambda m: m["contended_latency_ms"]["p99"],
+    "time_to_sell_out": lambda m: m["time_to_sell_out_s"],
+    "time_to_sell_90pct": lambda m: m["time_to_sell_90pct_s"],
+    "pg_transactions_per_sold_seat": lambda m: m["pg_transactions_per_sold_seat"],
+    "pg_transactions_per_refused_attempt": lambda m: m["pg_transactions_per_refused_attempt"],
+}
+
+
 def comparison(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     redis, baseline = modes.get("redis"), modes.get("baseline")
     out: dict[str, Any] = {"ratios": None, "targets": {}}
@@ -79,17 +134,7 @@ def comparison(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
         hold_p99 = redis["latency_ms"].get("hold", {}).get("p99", math.nan)
         out["targets"]["hold_p99_under_50ms"] = bool(hold_p99 < 50)
     if redis is not None and baseline is not None:
-        ratios = {
-            "checkouts_per_s": _ratio(redis["checkouts_per_s"], baseline["checkouts_per_s"]),
-            "contended_per_s": _ratio(redis["contended_per_s"], baseline["contended_per_s"]),
-            "contended_p99": _ratio(
-                redis["contended_latency_ms"]["p99"], baseline["contended_latency_ms"]["p99"]
-            ),
-            "time_to_sell_out": _ratio(redis["time_to_sell_out_s"], baseline["time_to_sell_out_s"]),
-            "pg_transactions_per_sold_seat": _ratio(
-                redis["pg_transactions_per_sold_seat"], baseline["pg_transactions_per_sold_seat"]
-            ),
-        }
+        ratios = {name: _ratio(get(redis), get(baseline)) for name, get in RATIOS.items()}
         out["ratios"] = ratios
         out["targets"]["checkouts_at_least_3x_baseline"] = (ratios["checkouts_per_s"] or 0) >= 3
         out["targets"]["contended_p99_at_most_third_of_baseline"] = (
@@ -101,35 +146,6 @@ def comparison(modes: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def machine() -> dict[str, Any]:
-    memory = None
-    try:
-        with open("/proc/meminfo") as meminfo:
-            memory = meminfo.readline().split(":")[1].strip()
-    except OSError:
-        pass
-    model = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            model = next(
-                (
-                    line.split(":", 1)[1].strip()
-                    for line in cpuinfo
-                    if line.startswith("model name")
-                ),
-                model,
-            )
-    except OSError:
-        pass
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory": memory,
-        "python": platform.python_version(),
-        "system": platform.platform(),
-    }
-
-
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
@@ -138,91 +154,100 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _quantiles(figures: dict[str, Any] | None) -> str:
+    if not figures or not figures["count"]:
+        return "-"
+    return " / ".join(_cell(figures[q]) for q in ("p50", "p95", "p99"))
+
+
+# (label, value of one design, key of its ratio)
+ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any], str | None], ...] = (
+    ("contended step", lambda m: m["contended_step"], None),
+    ("checkouts/s", lambda m: m["checkouts_per_s"], "checkouts_per_s"),
+    ("checkouts/s, busiest 5 s", lambda m: m["peak_checkouts_per_s"], "peak_checkouts_per_s"),
+    ("checkouts", lambda m: m["checkouts"], None),
+    ("seats sold", lambda m: f"{m['seats_sold']}/{m['seats']}", None),
+    ("time to sell out (s)", lambda m: m["time_to_sell_out_s"], "time_to_sell_out"),
+    ("time to sell 90 % (s)", lambda m: m["time_to_sell_90pct_s"], "time_to_sell_90pct"),
+    ("contended attempts/s", lambda m: m["contended_attempts_per_s"], "contended_attempts_per_s"),
+    ("contended successes/s", lambda m: m["contended_per_s"], "contended_per_s"),
+    ("contended p50 / p95 / p99 (ms)", lambda m: _quantiles(m["contended_latency_ms"]), None),
+    ("contended p99 (ms)", lambda m: m["contended_latency_ms"]["p99"], "contended_p99"),
+    ("409s (all steps)", lambda m: m["conflicts_total"], None),
+    ("errors (all steps)", lambda m: m["errors_total"], None),
+    ("PG transactions (commit + rollback)", lambda m: m["pg_transactions"], None),
+    ("PG rollbacks", lambda m: m["pg_rollbacks"], None),
+    (
+        "PG transactions per sold seat",
+        lambda m: m["pg_transactions_per_sold_seat"],
+        "pg_transactions_per_sold_seat",
+    ),
+    (
+        "PG transactions per refused attempt",
+        lambda m: m["pg_transactions_per_refused_attempt"],
+        "pg_transactions_per_refused_attempt",
+    ),
+    ("oracle", lambda m: "passed" if m["oracle"]["passed"] else "FAILED", None),
+)
+
+
+def preamble(report: dict[str, Any]) -> list[str]:
+    """What was run and under which conditions, above the figures."""
+    config, machine = report["config"], report["machine"]
+    policy = config["event_policy"]
+    lines = [
+        f"Scenario {config['scenario']}: {config['buyers']} buyers, {config['seats']} seats, "
+        f"{config['workers']} workers per server ({config['server']}), time limit "
+        f"{config['duration_s']:g} s per design, {config['client_processes']} load client "
+        f"process(es), seed {config['seed']}.",
+        f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), load average before the run "
+        f"{machine['load_average_1_5_15']}; servers {machine.get('servers', {})}.",
+    ]
+    if isinstance(policy, dict):
+        lines.append(
+            f"Event: holds last {policy['hold_ttl_seconds']} s, bookings wait "
+            f"{policy['payment_window_seconds']} s for payment, so seats abandoned after a "
+            "hold or a booking come back within the run (the service sweeps expired "
+            "bookings every 5 s)."
+        )
+    if config.get("crowd"):
+        lines.append(f"Crowd: {config['crowd']}.")
+    lines.append(
+        "CPU shares are of the whole machine (100 % = every core busy); `other` is what "
+        "ran besides the processes named."
+    )
+    return [*lines, ""]
+
+
 def markdown(report: dict[str, Any]) -> str:
     modes: dict[str, dict[str, Any]] = report["modes"]
-    names = list(modes)
+    names, pick = list(modes), list(modes.values())
     ratios = report["comparison"]["ratios"] or {}
     both = len(names) == 2
-    header = "| metric | " + " | ".join(names) + (" | redis / baseline |" if both else " |")
-    lines = [header, "|---" * (len(names) + 1 + both) + "|"]
+    lines = [
+        *preamble(report),
+        "| metric | " + " | ".join(names) + (" | redis / baseline |" if both else " |"),
+        "|---" * (len(names) + 1 + both) + "|",
+    ]
 
     def row(label: str, values: list[Any], ratio: Any = None) -> None:
         cells = [_cell(v) for v in values] + ([_cell(ratio)] if both else [])
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
 
-    pick = [modes[n] for n in names]
-    row("contended step", [m["contended_step"] for m in pick])
-    row(
-        "holds/s (baseline: locking txns/s)",
-        [m["contended_per_s"] for m in pick],
-        ratios.get("contended_per_s"),
-    )
-    row("contended attempts/s", [m["contended_attempts_per_s"] for m in pick])
-    row("checkouts/s", [m["checkouts_per_s"] for m in pick], ratios.get("checkouts_per_s"))
-    row("checkouts", [m["checkouts"] for m in pick])
-    row("seats sold", [f"{m['seats_sold']}/{m['seats']}" for m in pick])
-    row(
-        "time to sell out (s)",
-        [m["time_to_sell_out_s"] for m in pick],
-        ratios.get("time_to_sell_out"),
-    )
-    row("conflicts (409)", [m["conflicts_total"] for m in pick])
-    row("errors", [m["errors_total"] for m in pick])
-    for q in ("p50", "p95", "p99"):
-        row(
-            f"contended step {q} (ms)",
-            [m["contended_latency_ms"][q] for m in pick],
-            ratios.get("contended_p99") if q == "p99" else None,
-        )
-    for endpoint in ENDPOINTS:
-        if any(endpoint in m["latency_ms"] for m in pick):
-            for q in ("p50", "p95", "p99"):
-                row(
-                    f"{endpoint} {q} (ms)", [m["latency_ms"].get(endpoint, {}).get(q) for m in pick]
-                )
-    row("PG transactions", [m["pg_transactions"] for m in pick])
-    row(
-        "PG transactions per sold seat",
-        [m["pg_transactions_per_sold_seat"] for m in pick],
-        ratios.get("pg_transactions_per_sold_seat"),
-    )
-    row("oracle", ["passed" if m["oracle"]["passed"] else "FAILED" for m in pick])
-    targets = report["comparison"]["targets"]
+    for label, value, ratio in ROWS:
+        row(label, [value(m) for m in pick], ratios.get(ratio) if ratio else None)
+    for step in STEPS:
+        if any(step in m["latency_ms"] for m in pick):
+            row(
+                f"{step} p50 / p95 / p99 (ms)",
+                [_quantiles(m["latency_ms"].get(step)) for m in pick],
+            )
+    for group in CPU_GROUPS:
+        row(f"CPU share: {group}", [f"{m['cpu_share'].get(group, 0):.0%}" for m in pick])
+    outcomes = sorted({o for m in pick for o in m["outcomes"]})
+    for outcome in outcomes:
+        row(f"buyers: {outcome}", [m["outcomes"].get(outcome, 0) for m in pick])
     lines.append("")
+    targets = report["comparison"]["targets"]
     lines += [f"- target {name}: {'met' if ok else 'MISSED'}" for name, ok in targets.items()]
     return "\n".join(lines)
-
-
-def plot(report: dict[str, Any], path: str) -> bool:
-    """Throughput and p99 of the contended step over time; False without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    for name, mode in report["modes"].items():
-        seconds = [p["second"] for p in mode["timeline"]]
-        top.plot(seconds, [p["checkouts"] for p in mode["timeline"]], label=f"{name} checkouts/s")
-        top.plot(
-            seconds,
-            [p["contended_attempts"] for p in mode["timeline"]],
-            linestyle="--",
-            label=f"{name} {mode['contended_step']} attempts/s",
-        )
-        bottom.plot(
-            seconds,
-            [p["contended_p99_ms"] for p in mode["timeline"]],
-            label=f"{name} {mode['contended_step']} p99",
-        )
-    top.set_ylabel("per second")
-    bottom.set_ylabel("p99 latency (ms)")
-    bottom.set_xlabel("seconds since the sale opened")
-    top.legend()
-    bottom.legend()
-    figure.tight_layout()
-    figure.savefig(path)
-    plt.close(figure)
-    return True

@@ -1,19 +1,38 @@
-"""Setting up a flash sale: accounts for the organizer and the buyers, and an event of S
-seats in several sections, published and on sale."""
+"""Setting up a flash sale: an event of S seats in several sections, published and on
+sale, and what the buyers know of its seats."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from bench.buyers import SeatInfo
-
 SEATS_PER_ROW = 25
 MAX_SECTIONS = 5
 HOT_SECTION = "A"
 PRICE_MINOR = 4500
+# The shortest hold and payment window an event may have: abandoned holds and unpaid
+# bookings give their seats back within a run (the expiry sweep runs every 5 s).
+SHORT_POLICY = {
+    "hold_ttl_seconds": 30,
+    "max_hold_lifetime_seconds": 30,
+    "payment_window_seconds": 60,
+}
+
+
+@dataclass(frozen=True)
+class SeatInfo:
+    id: str
+    section: str
+    row: str
+    number: int
+
+    @property
+    def row_number(self) -> int:
+        """Rows are numbered from the stage: row 1 is the front row."""
+        return int(self.row) if self.row.isdigit() else 0
 
 
 def seat_map(seats: int) -> dict[str, Any]:
@@ -44,7 +63,7 @@ def seat_map(seats: int) -> dict[str, Any]:
     return {"sections": described}
 
 
-def event_body(seats: int, title: str) -> dict[str, Any]:
+def event_body(seats: int, title: str, policy: dict[str, int] | None = None) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     return {
         "title": title,
@@ -55,14 +74,19 @@ def event_body(seats: int, title: str) -> dict[str, Any]:
         "sale_ends_at": (now + timedelta(days=29)).isoformat(),
         "price_categories": [{"name": "Standard", "price_minor": PRICE_MINOR, "currency": "EUR"}],
         "seat_map": seat_map(seats),
+        **(policy or {}),
     }
 
 
 async def create_event(
-    client: httpx.AsyncClient, organizer: dict[str, str], seats: int, title: str
+    client: httpx.AsyncClient,
+    organizer: dict[str, str],
+    seats: int,
+    title: str,
+    policy: dict[str, int] | None = None,
 ) -> tuple[str, list[SeatInfo]]:
     response = await client.post(
-        "/api/events", json=event_body(seats, title), headers=organizer, timeout=120
+        "/api/events", json=event_body(seats, title, policy), headers=organizer, timeout=120
     )
     response.raise_for_status()
     created = response.json()

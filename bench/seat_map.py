@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import time
@@ -23,9 +22,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import httpx
 
-from bench import loadgen
+from bench import conditions, loadgen
 from seatlock.testing import accounts
-from seatlock.testing.servers import SERVERS, Backends, app_server, embedded_backends
+from seatlock.testing.servers import SERVERS, Backends
 
 SEATS = 20_000
 
@@ -92,12 +91,7 @@ def main() -> int:
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
-    with (
-        embedded_backends() as backends,
-        app_server(
-            "seatlock.app:create_app", backends, args.workers, server=args.server
-        ) as base_url,
-    ):
+    with loadgen.service(args.workers, args.server) as (backends, base_url):
         result = asyncio.run(
             measure(base_url, backends, args.readers, args.churners, args.duration)
         )
@@ -114,8 +108,7 @@ def main() -> int:
         f"{churn['latency_ms']['p95']} | {churn['latency_ms']['p99']} |"
     )
     print(f"\nheld seats seen per read, mean: {result['held_seats_seen_mean']}")
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2))
+    conditions.save(result, args.json_path)
     return 0
 
 

@@ -1,61 +1,105 @@
-"""A tiny flash-sale run of both designs: the benchmark works end to end, its oracle
-passes and its report carries every field. Speed is not asserted."""
+"""Tiny flash-sale runs of both scenarios and both designs, on one set of servers: the
+benchmark works end to end, its oracle passes and its report carries every field. Speed
+is not asserted."""
 
 from __future__ import annotations
 
-from bench import flash_sale, report
+import asyncio
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench import crowd, flash_sale, plot, report, targets
 
 MODE_FIELDS = {
     "mode",
     "design",
     "contended_step",
     "elapsed_s",
+    "selling_s",
     "contended_attempts",
     "contended_successes",
+    "contended_refused",
     "contended_attempts_per_s",
     "contended_per_s",
     "checkouts",
     "checkouts_per_s",
+    "peak_checkouts_per_s",
     "seats",
     "seats_sold",
     "sold_out",
     "time_to_sell_out_s",
+    "time_to_sell_90pct_s",
     "conflicts",
     "conflicts_total",
     "errors",
     "errors_total",
+    "outcomes",
     "latency_ms",
     "contended_latency_ms",
     "pg_transactions",
+    "pg_commits",
+    "pg_rollbacks",
     "pg_transactions_per_sold_seat",
+    "pg_transactions_per_refused_attempt",
+    "cpu_share",
+    "client_processes",
     "oracle",
     "timeline",
 }
+CPU_GROUPS = {"service", "baseline", "postgresql", "valkey", "client", "other", "machine"}
+# Quick buyers: the smoke run lasts seconds, not minutes.
+QUICK = crowd.Knobs(think_seconds=0.2, arrival_seconds=0.5, idle_poll_seconds=1.0)
 
 
-def test_tiny_flash_sale_in_both_modes_passes_the_oracle() -> None:
-    options = flash_sale.Options(seats=60, buyers=16, duration=4, workers=1, progress_seconds=60)
-    result = flash_sale.run(options)
+@pytest.fixture(scope="module")
+def target() -> Iterator[targets.Target]:
+    with ExitStack() as stack:
+        yield targets.start(stack, flash_sale.Options(workers=1))
 
+
+def _run(options: flash_sale.Options, target: targets.Target) -> dict[str, Any]:
+    result = asyncio.run(flash_sale.measure(options, target))
     assert result["oracle_passed"] is True
     assert set(result["modes"]) == {"redis", "baseline"}
     for mode in result["modes"].values():
         assert set(mode) >= MODE_FIELDS, MODE_FIELDS - set(mode)
         assert mode["oracle"]["passed"], mode["oracle"]["violations"]
-        assert mode["oracle"]["sold_seats"] <= 60
+        assert mode["oracle"]["sold_seats"] <= options.seats
         assert mode["checkouts"] > 0
         assert mode["pg_transactions"] > 0
-        for q in ("p50", "p95", "p99"):
-            assert q in mode["contended_latency_ms"]
+        assert set(mode["cpu_share"]) == CPU_GROUPS
+        assert mode["cpu_share"]["service"] > 0
+        assert {"p50", "p95", "p99"} <= set(mode["contended_latency_ms"])
     assert {"hold", "book", "initiate", "verify"} <= set(result["modes"]["redis"]["latency_ms"])
     assert "lock_txn" in result["modes"]["baseline"]["latency_ms"]
-    ratios = result["comparison"]["ratios"]
-    assert set(ratios) == {
-        "checkouts_per_s",
-        "contended_per_s",
-        "contended_p99",
-        "time_to_sell_out",
-        "pg_transactions_per_sold_seat",
-    }
+    assert set(result["comparison"]["ratios"]) == set(report.RATIOS)
     assert "zero_oversold_and_oracle_passed" in result["comparison"]["targets"]
-    assert report.markdown(result).startswith("| metric |")
+    assert "| metric |" in report.markdown(result)
+    return result
+
+
+def test_tiny_spread_sale_in_both_designs_passes_the_oracle(target: targets.Target) -> None:
+    options = flash_sale.Options(seats=60, buyers=16, duration=4, workers=1, progress_seconds=60)
+    _run(options, target)
+
+
+def test_tiny_flash_crowd_in_both_designs_passes_the_oracle(
+    target: targets.Target, tmp_path: Path
+) -> None:
+    options = flash_sale.Options(
+        scenario="flash", seats=40, buyers=120, duration=5, workers=1, knobs=QUICK
+    )
+    result = _run(options, target)
+
+    for mode in result["modes"].values():
+        assert mode["contended_refused"] > 0, "a crowd on few seats is refused"
+        assert "read" in mode["latency_ms"]
+        assert mode["outcomes"].get("completed", 0) > 0
+    assert result["config"]["event_policy"]["hold_ttl_seconds"] == 30
+    pytest.importorskip("matplotlib")
+    assert plot.plot(result, str(tmp_path / "timeline.png"))
+    assert (tmp_path / "timeline.png").stat().st_size > 0

@@ -1,0 +1,224 @@
+"""The requests of one checkout, for both designs under comparison. Claiming seats is the
+contended step: a Redis hold (Seatlock), or one PostgreSQL transaction that locks the
+seat rows and books them (the baseline, bench/baseline_app.py). Paying goes through the
+service's sandbox provider in both."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import msgspec
+
+from bench.recorder import Recorder
+from bench.sale import SeatInfo
+from bench.wire import Connection, Reply, WireError
+
+
+@dataclass(frozen=True)
+class Sale:
+    """What every buyer of one run knows: the event and its seats."""
+
+    event_id: str
+    seats: list[SeatInfo]
+    hot_section: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class Buyer:
+    """One buyer: its token and its own keep-alive connections."""
+
+    index: int
+    headers: dict[str, str]
+    service: Connection
+    baseline: Connection | None = None
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One try: chosen seats, or a quantity (best available, in a section or anywhere)."""
+
+    seat_ids: list[str] | None
+    quantity: int
+    section: str | None
+
+    def body(self) -> dict[str, Any]:
+        if self.seat_ids is not None:
+            return {"seat_ids": self.seat_ids}
+        body: dict[str, Any] = {"quantity": self.quantity}
+        if self.section is not None:
+            body["section"] = self.section
+        return body
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Seats a buyer got in the contended step: a hold, or the baseline's booking."""
+
+    id: str
+    seats: list[str]
+
+
+class Conflicted(Exception):
+    """A 409: `taken` are the seats the answer named, `seats` those the buyer had."""
+
+    def __init__(self, taken: list[str], seats: list[str] | None = None) -> None:
+        super().__init__("conflict")
+        self.taken = taken
+        self.seats = seats or []
+
+
+async def timed(
+    recorder: Recorder,
+    step: str,
+    conn: Connection,
+    method: str,
+    path: str,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """One request, its latency recorded under `step`; a failed transport counts as an
+    error of that step and is raised again."""
+    started = time.monotonic()
+    try:
+        reply = await conn.request(method, path, json, headers)
+    except WireError as exc:
+        recorder.error(step, f"transport {exc}")
+        raise
+    recorder.latency(step, started)
+    return reply
+
+
+def _conflicts(reply: Reply) -> list[str]:
+    try:
+        found = reply.json().get("conflicts", [])
+    except (msgspec.DecodeError, AttributeError):
+        return []
+    return [str(s) for s in found] if isinstance(found, list) else []
+
+
+def settled(recorder: Recorder, step: str, reply: Reply, ok: int) -> bool:
+    """True on the expected status; a 409 counts as a conflict, anything else an error."""
+    if reply.status == ok:
+        return True
+    if reply.status == 409:
+        recorder.conflicts[step] += 1
+    else:
+        recorder.error(step, f"HTTP {reply.status}")
+    return False
+
+
+def refused(reply: Reply, seats: list[str] | None = None) -> None:
+    """A refusal of a step that buyers compete for: raise it, with the seats it names."""
+    if reply.status == 409:
+        raise Conflicted(_conflicts(reply), seats)
+
+
+async def contend(
+    recorder: Recorder, step: str, conn: Connection, path: str, buyer: Buyer, ask: Ask
+) -> Claim | None:
+    """The contended step of either design: POST the ask, get an id and seats."""
+    started = time.monotonic()
+    reply = await timed(recorder, step, conn, "POST", path, ask.body(), buyer.headers)
+    recorder.contended_step(started, reply.status == 201)
+    if not settled(recorder, step, reply, 201):
+        refused(reply)
+        return None
+    answer = reply.json()
+    return Claim(answer["id"], [str(s) for s in answer["seats"]])
+
+
+class Design(Protocol):
+    @property
+    def mode(self) -> str: ...
+
+    @property
+    def contended_step(self) -> str: ...
+
+    async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None: ...
+
+    async def book(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> str | None: ...
+
+    async def let_go(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> None: ...
+
+
+@dataclass(frozen=True)
+class HoldThenBook:
+    """Seatlock: hold the seats in Redis, then book the hold in PostgreSQL."""
+
+    event_id: str
+    mode: str = "redis"
+    contended_step: str = "hold"
+
+    async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None:
+        path = f"/api/events/{self.event_id}/holds"
+        return await contend(recorder, "hold", buyer.service, path, buyer, ask)
+
+    async def book(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> str | None:
+        headers = {**buyer.headers, "Idempotency-Key": str(uuid.uuid4())}
+        reply = await timed(
+            recorder, "book", buyer.service, "POST", "/api/bookings", {"hold_id": claim.id}, headers
+        )
+        if not settled(recorder, "book", reply, 201):
+            refused(reply, claim.seats)
+            return None
+        return str(reply.json()["id"])
+
+    async def let_go(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> None:
+        path = f"/api/holds/{claim.id}"
+        reply = await timed(recorder, "release", buyer.service, "DELETE", path, None, buyer.headers)
+        settled(recorder, "release", reply, 204)
+
+
+@dataclass(frozen=True)
+class LockAndBook:
+    """The baseline: one transaction locks the free seat rows and books them; letting go
+    is cancelling that booking through the service."""
+
+    event_id: str
+    mode: str = "baseline"
+    contended_step: str = "lock_txn"
+
+    async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None:
+        assert buyer.baseline is not None
+        path = f"/baseline/events/{self.event_id}/bookings"
+        return await contend(recorder, "lock_txn", buyer.baseline, path, buyer, ask)
+
+    async def book(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> str | None:
+        return claim.id
+
+    async def let_go(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> None:
+        path = f"/api/bookings/{claim.id}"
+        reply = await timed(recorder, "cancel", buyer.service, "DELETE", path, None, buyer.headers)
+        settled(recorder, "cancel", reply, 200)
+
+
+def design(mode: str, event_id: str) -> Design:
+    return LockAndBook(event_id) if mode == "baseline" else HoldThenBook(event_id)
+
+
+async def pay(buyer: Buyer, booking_id: str, recorder: Recorder) -> bool:
+    """Pay a booking through the sandbox provider, as a frontend would."""
+    conn, headers = buyer.service, buyer.headers
+    body = {"booking_id": booking_id, "method": "CARD"}
+    keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
+    reply = await timed(recorder, "initiate", conn, "POST", "/api/payments/initiate", body, keyed)
+    if not settled(recorder, "initiate", reply, 201):
+        return False
+    payment = reply.json()
+    path = f"{urlsplit(payment['checkout_url']).path}/complete"
+    reply = await timed(recorder, "sandbox_complete", conn, "POST", path)
+    if not settled(recorder, "sandbox_complete", reply, 200):
+        return False
+    body = {"payment_id": payment["id"], "callback": reply.json()}
+    reply = await timed(recorder, "verify", conn, "POST", "/api/payments/verify", body, headers)
+    if not settled(recorder, "verify", reply, 200):
+        return False
+    if reply.json().get("status") != "succeeded":
+        recorder.error("verify", "not succeeded")
+        return False
+    return True
