@@ -1,23 +1,30 @@
 -- claim: the first step of turning a hold into a booking. Checks that the hold is alive
 -- and the caller's, and marks it as converting so that it can be neither extended nor
 -- claimed twice while the PostgreSQL transaction runs. Owner only.
+-- The claim is a lease: if the request that claimed the hold dies, the hold is the
+-- owner's to book again once the lease is over.
 -- KEYS[1] hold  hash  the hold
--- ARGV[1] owner id
--- Returns {'ok', seat, ...} | {'gone'} | {'not_owner'} | {'converting'}
+-- ARGV[1] owner id   ARGV[2] the caller's deadline (ms, Redis clock)   ARGV[3] lease (ms)
+-- Returns {'ok', seat, ...} | {'gone'} | {'not_owner'} | {'converting'} | {'late'}
 local hold = KEYS[1]
-local owner_id = ARGV[1]
+local owner_id, deadline, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local fields = redis.call('HMGET', hold, 'owner', 'seats', 'state')
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now > deadline then
+  return {'late'}
+end
+local fields = redis.call('HMGET', hold, 'owner', 'seats', 'state', 'claimed_until')
 if not fields[1] then
   return {'gone'}
 end
 if fields[1] ~= owner_id then
   return {'not_owner'}
 end
-if fields[3] ~= 'held' then
+if fields[3] ~= 'held' and now < tonumber(fields[4] or '0') then
   return {'converting'}
 end
-redis.call('HSET', hold, 'state', 'converting')
+redis.call('HSET', hold, 'state', 'converting', 'claimed_until', now + lease)
 local seats = {'ok'}
 for seat in string.gmatch(fields[2], '[^,]+') do
   table.insert(seats, seat)

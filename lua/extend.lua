@@ -3,22 +3,28 @@
 -- KEYS[1] holds  zset  hold id -> expiry (ms)
 -- KEYS[2] owner  zset  hold id -> expiry (ms) of the owner's holds
 -- KEYS[3] hold   hash  the hold
--- ARGV[1] hold id   ARGV[2] owner id
+-- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] the caller's deadline (ms, Redis clock)
 -- Returns {'ok', expires_ms, extensions_left}
 --       | {'gone'} (no such live hold) | {'not_owner'} | {'converting'}
---       | {'limit'} (no extension left, or the deadline is reached)
+--       | {'limit'} (no extension left, or the deadline is reached) | {'late'}
 local holds, owner, hold = KEYS[1], KEYS[2], KEYS[3]
-local hold_id, owner_id = ARGV[1], ARGV[2]
+local hold_id, owner_id, caller_deadline = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now > caller_deadline then
+  return {'late'}
+end
 local fields = redis.call('HMGET', hold, 'owner', 'expires', 'deadline', 'extensions',
-  'max_extensions', 'ttl', 'state')
+  'max_extensions', 'ttl', 'state', 'claimed_until')
 if not fields[1] then
   return {'gone'}
 end
 if fields[1] ~= owner_id then
   return {'not_owner'}
 end
-if fields[7] ~= 'held' then
+-- A claim whose lease ran out belonged to a request that died: the hold is held again.
+if fields[7] ~= 'held' and now < tonumber(fields[8] or '0') then
   return {'converting'}
 end
 local expires, deadline = tonumber(fields[2]), tonumber(fields[3])
@@ -27,13 +33,11 @@ if extensions >= max_extensions or expires >= deadline then
   return {'limit'}
 end
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local new_expires = math.min(now + tonumber(fields[6]), deadline)
 if new_expires < expires then
   new_expires = expires
 end
-redis.call('HSET', hold, 'expires', new_expires, 'extensions', extensions + 1)
+redis.call('HSET', hold, 'expires', new_expires, 'extensions', extensions + 1, 'state', 'held')
 redis.call('PEXPIREAT', hold, new_expires)
 redis.call('ZADD', holds, new_expires, hold_id)
 redis.call('ZADD', owner, new_expires, hold_id)

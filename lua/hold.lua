@@ -7,22 +7,26 @@
 -- KEYS[6] hold   hash  the new hold
 -- ARGV[1] hold id      ARGV[2] owner id        ARGV[3] ttl (ms)
 -- ARGV[4] max extensions  ARGV[5] max lifetime (ms)  ARGV[6] owner's seat cap
--- ARGV[7..] seat ids
+-- ARGV[7] the caller's deadline (ms, Redis clock): past it, nothing is done
+-- ARGV[8..] seat ids
 -- Returns {'ok', expires_ms, extensions_left}
 --       | {'conflict', seat, reason, seat, reason, ...} with reason held|reserved|sold|limit
 --       | {'rebuild'} when the reserved/sold cache must first be loaded from PostgreSQL
+--       | {'late'} when the caller has given up already
 local held, taken, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local hold_id, owner_id = ARGV[1], ARGV[2]
 local ttl, max_extensions = tonumber(ARGV[3]), tonumber(ARGV[4])
-local max_lifetime, cap = tonumber(ARGV[5]), tonumber(ARGV[6])
-local first_seat = 7
-
-if redis.call('HEXISTS', taken, '__ready__') == 0 then
-  return {'rebuild'}
-end
+local max_lifetime, cap, deadline = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local first_seat = 8
 
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+if now > deadline then
+  return {'late'}
+end
+if redis.call('HEXISTS', taken, '__ready__') == 0 then
+  return {'rebuild'}
+end
 
 -- Forget holds that have run out: their seats are free again.
 local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)

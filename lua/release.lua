@@ -4,9 +4,12 @@
 -- KEYS[3] sizes  hash  hold id -> number of seats
 -- KEYS[4] owner  zset  hold id -> expiry (ms) of the owner's holds
 -- KEYS[5] hold   hash  the hold
+-- KEYS[6] seat_rows hash seat id -> row of the layout (absent until best available loads it)
+-- KEYS[7] open   zset  row -> row, rows that may have a free seat
 -- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] 'force' or ''
 -- Returns {'ok', seat, ...} | {'gone'} | {'not_owner'}
 local held, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local seat_rows, open = KEYS[6], KEYS[7]
 local hold_id, owner_id, force = ARGV[1], ARGV[2], ARGV[3] == 'force'
 
 local fields = redis.call('HMGET', hold, 'owner', 'seats')
@@ -23,6 +26,10 @@ for seat in string.gmatch(fields[2], '[^,]+') do
     redis.call('HDEL', held, seat)
   end
   table.insert(released, seat)
+  local row = redis.call('HGET', seat_rows, seat)
+  if row then
+    redis.call('ZADD', open, row, row)
+  end
 end
 redis.call('DEL', hold)
 redis.call('ZREM', holds, hold_id)

@@ -60,3 +60,24 @@ def hold_prefix(event_id: uuid.UUID) -> str:
 def hold(event_id: uuid.UUID, hold_id: str) -> str:
     """Hash: one hold's owner, seats, expiry, deadline, extensions and state."""
     return hold_prefix(event_id) + hold_id
+
+
+def layout(event_id: uuid.UUID) -> str:
+    """Hash: row number -> the row's seats ('number,seat id,category;...' in seat order),
+    'section:<n>' -> the row's section, 'range:<section>' -> 'first,last' row numbers."""
+    return f"{_event(event_id)}:layout"
+
+
+def seat_rows(event_id: uuid.UUID) -> str:
+    """Hash: seat id -> the number of its row in the layout."""
+    return f"{_event(event_id)}:seat-rows"
+
+
+def open_rows(event_id: uuid.UUID) -> str:
+    """Sorted set: row number -> row number, every row that may have a free seat."""
+    return f"{_event(event_id)}:open-rows"
+
+
+def reopen_rows(event_id: uuid.UUID) -> str:
+    """Sorted set: row number -> when (ms) a hold on that full row runs out."""
+    return f"{_event(event_id)}:reopen-rows"

@@ -4,43 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
-from fakeredis import FakeAsyncRedis as FakeRedis
-from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 
 from seatlock import keys
 from seatlock.errors import Conflict, Gone, NotFound
 from seatlock.holds.replies import SeatsUnavailable
-from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldPolicy, HoldStore, event_of_hold
 from seatlock.models import SeatState
-from seatlock.redis_client import RedisClient, hash_field
+from seatlock.redis_client import hash_field
 from tests.holds.holdstore import POLICY, seats, snapshot_of
 
 EMPTY = snapshot_of({})
 
 
-@pytest.fixture(params=["valkey", "cluster", "fakeredis"])
-async def store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[HoldStore]:
-    """The same scripts on one server, on a three-node cluster, and on fakeredis."""
-    client: RedisClient
-    if request.param == "valkey":
-        client = redis
-    elif request.param == "cluster":
-        client = RedisCluster.from_url(
-            request.getfixturevalue("cluster_url"), decode_responses=True
-        )
-        await client.flushall()
-    else:
-        client = FakeRedis(decode_responses=True)
-    scripts = register_scripts(client)
-    await load_scripts(client, scripts)
-    yield HoldStore(client, scripts)
-    if client is not redis:
-        await client.aclose()
+@pytest.fixture
+def store(any_store: HoldStore) -> HoldStore:
+    return any_store
 
 
 async def test_a_hold_takes_all_seats_or_none(store: HoldStore) -> None:

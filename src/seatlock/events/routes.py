@@ -11,6 +11,7 @@ import msgspec
 from litestar import Response, Router, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
+from msgspec import UNSET
 
 from seatlock import deps
 from seatlock.auth.access import ADMINS, PUBLIC, STAFF
@@ -18,10 +19,10 @@ from seatlock.errors import Unavailable
 from seatlock.events import events, images, listings
 from seatlock.events.events import EventChanges, EventCreate, EventView
 from seatlock.events.seatmaps import SeatRow, seat_rows
-from seatlock.holds.store import HeldSeat
+from seatlock.holds.replies import HeldSeat
 from seatlock.models import Event, EventStatus, SeatState
+from seatlock.redis_client import best_effort
 
-# Room for the multipart framing around the file itself.
 # The most an image upload may send, whatever the settings allow: the configured limit
 # (SEATLOCK_MAX_IMAGE_BYTES, at most this) is enforced on the parsed file.
 MAX_UPLOAD_BYTES: Final = 20 * 1024 * 1024 + 16_384
@@ -235,6 +236,8 @@ async def update_event(
     view = await events.update_event(
         db_session, event_id, principal, data, settings.max_seats_per_event, seats_held
     )
+    if data.seat_map is not UNSET or data.price_categories is not UNSET:
+        await best_effort(holds.forget_layout(event_id))
     return event_detail(view)
 
 

@@ -15,14 +15,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock.errors import Conflict, InvalidInput, NotFound, UnknownSeats
-from seatlock.holds.best_seats import SeatSpot, candidate_windows
+from seatlock.holds import best_available
 from seatlock.holds.on_sale import EventFacts, OnSaleCache
-from seatlock.holds.replies import SeatsUnavailable
-from seatlock.holds.store import Hold, HoldPolicy, HoldStore, TakenSnapshot
-from seatlock.models import EventStatus, PriceCategory, Seat, SeatState
-
-# Best available tries this many windows when others grab seats in between.
-BEST_AVAILABLE_ATTEMPTS = 5
+from seatlock.holds.replies import Hold
+from seatlock.holds.store import HoldPolicy, HoldStore, TakenSnapshot
+from seatlock.models import EventStatus, Seat, SeatState
 
 
 class NotOnSale(Conflict):
@@ -99,31 +96,6 @@ async def hold_chosen_seats(
     return await store.hold(event.id, owner_id, seat_ids, policy_of(event), snapshot)
 
 
-async def _spots(
-    session: AsyncSession,
-    store: HoldStore,
-    event: EventFacts,
-    category: str | None,
-    section: str | None,
-) -> list[SeatSpot]:
-    # Only free seats: a taken seat leaves a gap in the numbering, which breaks a run of
-    # adjacent seats just as well, and the query shrinks as the sale goes on.
-    query = select(Seat.id, Seat.section, Seat.row, Seat.number).where(
-        Seat.event_id == event.id, Seat.state == SeatState.AVAILABLE
-    )
-    if section is not None:
-        query = query.where(Seat.section == section)
-    if category is not None:
-        query = query.join(PriceCategory, PriceCategory.id == Seat.price_category_id).where(
-            PriceCategory.name == category
-        )
-    held = await store.held_seats(event.id)
-    return [
-        SeatSpot(seat_id, sec, row, number, seat_id not in held)
-        for seat_id, sec, row, number in await session.execute(query)
-    ]
-
-
 async def hold_best_available(
     sessions: async_sessionmaker[AsyncSession],
     store: HoldStore,
@@ -134,23 +106,8 @@ async def hold_best_available(
     section: str | None,
 ) -> Hold:
     _check_count(event, quantity)
-    async with sessions() as session:
-        spots = await _spots(session, store, event, category, section)
-    windows = candidate_windows(spots, quantity)
-    lost: set[uuid.UUID] = set()
-    attempts = 0
-    for window in windows:
-        if lost.intersection(window):
-            continue
-        try:
-            return await store.hold(
-                event.id, owner_id, window, policy_of(event), taken_snapshot(sessions)
-            )
-        except SeatsUnavailable as refused:
-            if refused.reason == "limit":
-                raise
-            lost.update(refused.conflicts)
-        attempts += 1
-        if attempts == BEST_AVAILABLE_ATTEMPTS:
-            break
-    raise SeatsUnavailable(f"no {quantity} adjacent seats are available", [], "unavailable")
+    sources = (taken_snapshot(sessions), best_available.layout_source(sessions))
+    wanted = best_available.Wanted(quantity, section, category)
+    return await best_available.hold_best(
+        store, event.id, owner_id, policy_of(event), wanted, sources
+    )

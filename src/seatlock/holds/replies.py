@@ -7,10 +7,35 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from seatlock.errors import Conflict, Gone, NotFound, SeatConflict
+import msgspec
+
+from seatlock.errors import Conflict, Gone, NotFound, SeatConflict, Unavailable
 
 # The reason reported when conflicts differ: the most lasting one wins.
 REASON_ORDER = ("sold", "reserved", "held", "limit")
+
+
+class Hold(msgspec.Struct):
+    id: str
+    event_id: uuid.UUID
+    owner_id: uuid.UUID
+    seats: list[uuid.UUID]
+    expires_at: datetime
+    extensions_left: int
+    state: str
+
+
+class LiveHold(msgspec.Struct):
+    id: str
+    owner_id: uuid.UUID
+    seats: list[uuid.UUID]
+    expires_at: datetime
+    state: str
+
+
+class HeldSeat(msgspec.Struct, frozen=True):
+    hold_id: str
+    owner_id: uuid.UUID
 
 
 class SeatsUnavailable(SeatConflict):
@@ -47,4 +72,26 @@ def refusal(reply: list[str]) -> Exception:
         return Gone("the hold has expired or was released")
     if answer == "converting":
         return Conflict("the hold is being turned into a booking")
+    if answer == "late":
+        # Redis answered after the caller's deadline and did nothing.
+        return Unavailable("seat holds are unavailable right now; please retry shortly")
     return Conflict("the hold cannot be extended any further")
+
+
+def new_hold(
+    hold_id: str,
+    event_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    seat_ids: Sequence[uuid.UUID],
+    reply: list[Any],
+) -> Hold:
+    """The hold a script just made, from its {'ok', expires_ms, extensions_left, ...}."""
+    return Hold(
+        id=hold_id,
+        event_id=event_id,
+        owner_id=owner_id,
+        seats=list(seat_ids),
+        expires_at=from_ms(reply[1]),
+        extensions_left=int(reply[2]),
+        state="held",
+    )

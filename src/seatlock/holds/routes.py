@@ -15,7 +15,7 @@ from seatlock.auth.access import ADMINS, SIGNED_IN
 from seatlock.bodies import Body
 from seatlock.errors import InvalidInput
 from seatlock.holds import placement
-from seatlock.holds.store import Hold
+from seatlock.holds.replies import Hold
 
 # A hard bound on any one request; each event's own limit is checked after parsing.
 MAX_SEATS_IN_REQUEST = 100

@@ -32,6 +32,8 @@ class Scripts:
     load_taken: AsyncScript
     list_holds: AsyncScript
     held_seats: AsyncScript
+    load_layout: AsyncScript
+    best_available: AsyncScript
 
 
 def _source(name: str) -> str:

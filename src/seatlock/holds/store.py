@@ -7,22 +7,30 @@ the truth: the booking transaction's conditional write, not a hold, prevents dou
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
-import msgspec
-
 from seatlock import keys
 from seatlock.errors import NotFound, Unavailable
 from seatlock.holds import replies
+from seatlock.holds.replies import HeldSeat, Hold, LiveHold
 from seatlock.holds.scripts import Scripts
 from seatlock.models import SeatState
 from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
 
 REBUILD_ATTEMPTS = 5
+CLOCK_CHECK_SECONDS = 60.0
+# How long after a request computes its deadline a script may still act for it. A caller
+# gives up on Redis after about a second (two 0.5 s timeouts), but a busy worker can take
+# longer than that just to send the command; a frozen Redis that wakes up later than this
+# runs nothing that was queued for callers long gone.
+DEADLINE_BUDGET_MS = 5_000
+# Longer than any booking request may take (the pool waits 10 s at most for a connection).
+CLAIM_LEASE_MS = 30_000
 # The reserved/sold cache is dropped and rebuilt from PostgreSQL this often at the latest,
 # which bounds how long an update lost to a Redis outage can leave it wrong.
 TAKEN_CACHE_TTL_MS = 300_000
@@ -35,29 +43,6 @@ class HoldPolicy:
     max_extensions: int
     max_lifetime_ms: int
     seat_cap: int
-
-
-class Hold(msgspec.Struct):
-    id: str
-    event_id: uuid.UUID
-    owner_id: uuid.UUID
-    seats: list[uuid.UUID]
-    expires_at: datetime
-    extensions_left: int
-    state: str
-
-
-class LiveHold(msgspec.Struct):
-    id: str
-    owner_id: uuid.UUID
-    seats: list[uuid.UUID]
-    expires_at: datetime
-    state: str
-
-
-class HeldSeat(msgspec.Struct, frozen=True):
-    hold_id: str
-    owner_id: uuid.UUID
 
 
 def new_hold_id(event_id: uuid.UUID) -> str:
@@ -90,8 +75,28 @@ class HoldStore:
     def __init__(self, redis: RedisClient, scripts: Scripts) -> None:
         self.redis = redis
         self.scripts = scripts
+        self.deadline_budget_ms = DEADLINE_BUDGET_MS
+        # How long a claimed hold stays claimed if its booking request dies.
+        self.claim_lease_ms = CLAIM_LEASE_MS
+        self._clock_offset_ms = 0
+        self._clock_read_at = -CLOCK_CHECK_SECONDS
 
-    def _event_keys(self, event_id: uuid.UUID, owner_id: uuid.UUID) -> list[str]:
+    async def deadline_ms(self) -> int:
+        """The moment, on Redis's clock, after which this request will have given up: a
+        script that only runs later (Redis was frozen, the command was queued) must do
+        nothing, or it would leave a hold no buyer knows of. The offset between the clocks
+        is read with TIME once a minute."""
+        now = time.time()
+        if now - self._clock_read_at >= CLOCK_CHECK_SECONDS:
+            async with redis_or_503():
+                answer = await self.redis.time()
+            # A cluster answers per node; any node's clock will do.
+            seconds, micros = next(iter(answer.values())) if isinstance(answer, dict) else answer
+            self._clock_offset_ms = seconds * 1000 + micros // 1000 - int(now * 1000)
+            self._clock_read_at = now
+        return int(now * 1000) + self._clock_offset_ms + self.deadline_budget_ms
+
+    def event_keys(self, event_id: uuid.UUID, owner_id: uuid.UUID) -> list[str]:
         return [
             keys.held_seats(event_id),
             keys.taken_seats(event_id),
@@ -116,9 +121,10 @@ class HoldStore:
             policy.max_extensions,
             policy.max_lifetime_ms,
             policy.seat_cap,
+            await self.deadline_ms(),
             *map(str, seat_ids),
         ]
-        hold_keys = [*self._event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
+        hold_keys = [*self.event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
         async with redis_or_503():
             for _ in range(REBUILD_ATTEMPTS):
                 reply = await self.scripts.hold(keys=hold_keys, args=args)
@@ -127,17 +133,11 @@ class HoldStore:
                 await self.load_taken(event_id, snapshot)
         if reply[0] == "conflict":
             raise replies.conflict(reply)
+        if reply[0] == "late":
+            raise replies.refusal(reply)
         if reply[0] != "ok":
             raise Unavailable("the seat cache could not be rebuilt; please retry")
-        return Hold(
-            id=hold_id,
-            event_id=event_id,
-            owner_id=owner_id,
-            seats=list(seat_ids),
-            expires_at=replies.from_ms(reply[1]),
-            extensions_left=int(reply[2]),
-            state="held",
-        )
+        return replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply)
 
     async def load_taken(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> None:
         """Rebuild the reserved/sold cache of an event from PostgreSQL.
@@ -151,7 +151,8 @@ class HoldStore:
             taken = await snapshot(event_id)
             pairs = [value for seat, state in taken.items() for value in (str(seat), state.value)]
             loaded = await self.scripts.load_taken(
-                keys=[key], args=[version, TAKEN_CACHE_TTL_MS, *pairs]
+                keys=[key, keys.layout(event_id), keys.open_rows(event_id)],
+                args=[version, TAKEN_CACHE_TTL_MS, *pairs],
             )
             if loaded:
                 return
@@ -179,8 +180,11 @@ class HoldStore:
             keys.owner_holds(event_id, owner_id),
             keys.hold(event_id, hold_id),
         ]
+        deadline = await self.deadline_ms()
         async with redis_or_503():
-            reply = await self.scripts.extend(keys=extend_keys, args=[hold_id, str(owner_id)])
+            reply = await self.scripts.extend(
+                keys=extend_keys, args=[hold_id, str(owner_id), deadline]
+            )
         if reply[0] != "ok":
             raise replies.refusal(reply)
         return await self.get(hold_id, owner_id)
@@ -200,6 +204,8 @@ class HoldStore:
                 keys.hold_sizes(event_id),
                 keys.owner_holds(event_id, holder),
                 keys.hold(event_id, hold_id),
+                keys.seat_rows(event_id),
+                keys.open_rows(event_id),
             ]
             force = "force" if owner_id is None else ""
             reply = await self.scripts.release(
@@ -212,10 +218,9 @@ class HoldStore:
     async def claim(self, hold_id: str, owner_id: uuid.UUID) -> tuple[uuid.UUID, list[uuid.UUID]]:
         """Mark a live hold of the caller's as being converted; returns its event and seats."""
         event_id = event_of_hold(hold_id)
+        args: list[str | int] = [str(owner_id), await self.deadline_ms(), self.claim_lease_ms]
         async with redis_or_503():
-            reply = await self.scripts.claim(
-                keys=[keys.hold(event_id, hold_id)], args=[str(owner_id)]
-            )
+            reply = await self.scripts.claim(keys=[keys.hold(event_id, hold_id)], args=args)
         if reply[0] != "ok":
             raise replies.refusal(reply)
         return event_id, replies.seat_ids_of(reply[1:])
@@ -230,7 +235,7 @@ class HoldStore:
     ) -> None:
         """After PostgreSQL committed: record the seats as taken and drop the hold."""
         event_id = event_of_hold(hold_id)
-        complete_keys = [*self._event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
+        complete_keys = [*self.event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
         await self.scripts.complete(
             keys=complete_keys, args=[hold_id, state.value, *map(str, seat_ids)]
         )
@@ -243,8 +248,16 @@ class HoldStore:
         )
 
     async def free_taken(self, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]) -> None:
-        await self.scripts.free_taken(
-            keys=[keys.taken_seats(event_id)], args=list(map(str, seat_ids))
+        free_keys = [keys.taken_seats(event_id), keys.seat_rows(event_id), keys.open_rows(event_id)]
+        await self.scripts.free_taken(keys=free_keys, args=list(map(str, seat_ids)))
+
+    async def forget_layout(self, event_id: uuid.UUID) -> None:
+        """After the seat map changed: best available reloads the layout on its next use."""
+        await self.redis.delete(
+            keys.layout(event_id),
+            keys.seat_rows(event_id),
+            keys.open_rows(event_id),
+            keys.reopen_rows(event_id),
         )
 
     async def held_seats(self, event_id: uuid.UUID) -> dict[uuid.UUID, HeldSeat]:

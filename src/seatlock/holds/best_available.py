@@ -1,0 +1,154 @@
+"""Best available: a buyer who did not pick seats gets `quantity` adjacent seats of one row,
+chosen and held by one Lua script over the event's layout in Redis.
+
+The layout (rows in the order buyers prefer them: sections, then rows, in natural order;
+each row's seats by number) is derived from PostgreSQL and loaded into Redis when missing.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from itertools import groupby
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from seatlock import keys
+from seatlock.errors import InvalidInput, Unavailable
+from seatlock.holds import replies
+from seatlock.holds.replies import Hold, SeatsUnavailable
+from seatlock.holds.store import (
+    REBUILD_ATTEMPTS,
+    HoldPolicy,
+    HoldStore,
+    TakenSnapshot,
+    new_hold_id,
+    redis_or_503,
+)
+from seatlock.models import PriceCategory, Seat
+
+
+@dataclass(frozen=True)
+class Layout:
+    categories: list[str]
+    # (section, "number,seat id,category number;...") per row, the preferred row first.
+    rows: list[tuple[str, str]]
+
+
+LayoutSource = Callable[[uuid.UUID], Awaitable[Layout]]
+
+
+@dataclass(frozen=True)
+class Wanted:
+    quantity: int
+    section: str | None
+    category: str | None
+
+
+def natural(text: str) -> tuple[tuple[int, int | str], ...]:
+    # Row "10" comes after row "9", and "A" before "B".
+    return tuple(
+        (0, int(part)) if part.isascii() and part.isdecimal() else (1, part)
+        for part in re.split(r"(\d+)", text)
+        if part
+    )
+
+
+def layout_source(sessions: async_sessionmaker[AsyncSession]) -> LayoutSource:
+    """The event's layout read from PostgreSQL, in a session of its own."""
+
+    async def read(event_id: uuid.UUID) -> Layout:
+        async with sessions() as session:
+            seats = (
+                await session.execute(
+                    select(Seat.section, Seat.row, Seat.number, Seat.id, PriceCategory.name)
+                    .join(PriceCategory, PriceCategory.id == Seat.price_category_id)
+                    .where(Seat.event_id == event_id)
+                )
+            ).all()
+        categories = sorted({seat[4] for seat in seats})
+        number_of = {name: n for n, name in enumerate(categories, start=1)}
+        ordered = sorted(seats, key=lambda s: (natural(s[0]), natural(s[1]), s[2]))
+        rows = []
+        for (section, _), row in groupby(ordered, key=lambda s: (s[0], s[1])):
+            seats_of_row = (f"{n},{seat_id},{number_of[name]}" for _, _, n, seat_id, name in row)
+            rows.append((section, ";".join(seats_of_row)))
+        return Layout(categories, rows)
+
+    return read
+
+
+async def load_layout(store: HoldStore, event_id: uuid.UUID, layout: Layout) -> None:
+    args: list[str | int] = [len(layout.categories), *layout.categories]
+    for section, seats in layout.rows:
+        args += [section, seats]
+    layout_keys = [
+        keys.layout(event_id),
+        keys.seat_rows(event_id),
+        keys.open_rows(event_id),
+        keys.reopen_rows(event_id),
+    ]
+    await store.scripts.load_layout(keys=layout_keys, args=args)
+
+
+def _refusal(reply: list[str], wanted: Wanted) -> Exception:
+    if reply[0] == "limit":
+        detail = "holding these seats would pass your seat limit for this event"
+        return SeatsUnavailable(detail, [], "limit")
+    if reply[0] == "unknown":
+        value = wanted.section if reply[1] == "section" else wanted.category
+        return InvalidInput(f"{reply[1]}: this event has no {reply[1]} {value!r}", field=reply[1])
+    if reply[0] == "late":
+        return Unavailable("seat holds are unavailable right now; please retry shortly")
+    if reply[0] == "none":
+        detail = f"no {wanted.quantity} adjacent seats are available"
+        return SeatsUnavailable(detail, [], "unavailable")
+    return Unavailable("the seat caches could not be rebuilt; please retry")
+
+
+async def hold_best(
+    store: HoldStore,
+    event_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    policy: HoldPolicy,
+    wanted: Wanted,
+    sources: tuple[TakenSnapshot, LayoutSource],
+) -> Hold:
+    """Hold the best window of adjacent free seats, loading what Redis lacks first."""
+    snapshot, layout = sources
+    hold_id = new_hold_id(event_id)
+    script_keys = [
+        *store.event_keys(event_id, owner_id),
+        keys.hold(event_id, hold_id),
+        keys.layout(event_id),
+        keys.open_rows(event_id),
+        keys.reopen_rows(event_id),
+    ]
+    async with redis_or_503():
+        args: list[str | int] = [
+            hold_id,
+            str(owner_id),
+            policy.ttl_ms,
+            policy.max_extensions,
+            policy.max_lifetime_ms,
+            policy.seat_cap,
+            wanted.quantity,
+            wanted.section or "",
+            wanted.category or "",
+            await store.deadline_ms(),
+        ]
+        for _ in range(REBUILD_ATTEMPTS):
+            reply = await store.scripts.best_available(keys=script_keys, args=args)
+            if reply[0] == "rebuild":
+                await store.load_taken(event_id, snapshot)
+            elif reply[0] == "layout":
+                await load_layout(store, event_id, await layout(event_id))
+            else:
+                break
+    if reply[0] != "ok":
+        raise _refusal(reply, wanted)
+    seat_ids = replies.seat_ids_of(reply[3:])
+    return replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply)

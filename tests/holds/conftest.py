@@ -1,0 +1,34 @@
+"""Fixtures of the hold layer's tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from fakeredis import FakeAsyncRedis as FakeRedis
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from seatlock.holds.scripts import load_scripts, register_scripts
+from seatlock.holds.store import HoldStore
+from seatlock.redis_client import RedisClient
+
+
+@pytest.fixture(params=["valkey", "cluster", "fakeredis"])
+async def any_store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[HoldStore]:
+    """The same scripts on one server, on a three-node cluster, and on fakeredis."""
+    client: RedisClient
+    if request.param == "valkey":
+        client = redis
+    elif request.param == "cluster":
+        client = RedisCluster.from_url(
+            request.getfixturevalue("cluster_url"), decode_responses=True
+        )
+        await client.flushall()
+    else:
+        client = FakeRedis(decode_responses=True)
+    scripts = register_scripts(client)
+    await load_scripts(client, scripts)
+    yield HoldStore(client, scripts)
+    if client is not redis:
+        await client.aclose()
