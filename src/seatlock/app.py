@@ -23,6 +23,7 @@ from seatlock.events.images import LocalImageStore
 from seatlock.events.routes import events_router
 from seatlock.health import health_router
 from seatlock.holds.on_sale import OnSaleCache
+from seatlock.holds.repair import repair_until
 from seatlock.holds.routes import holds_router
 from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldStore
@@ -55,11 +56,13 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
             stop_sweeping, app.state.sessions, app.state.holds, settings.expiry_interval_seconds
         )
     )
+    repairer = asyncio.create_task(repair_until(stop_sweeping, app.state.holds))
     try:
         yield
     finally:
         stop_sweeping.set()
         await sweeper
+        await repairer
         await http.aclose()
         await redis.aclose()
         await engine.dispose()

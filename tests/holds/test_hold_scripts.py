@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
+from typing import cast
 
 import pytest
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from seatlock import keys
-from seatlock.errors import Conflict, Gone, NotFound
+from seatlock.errors import Conflict, Gone, NotFound, Unavailable
 from seatlock.holds.replies import SeatsUnavailable
 from seatlock.holds.store import HoldPolicy, HoldStore, event_of_hold
 from seatlock.models import SeatState
-from seatlock.redis_client import hash_field
+from seatlock.redis_client import best_effort, hash_field
 from tests.holds.holdstore import POLICY, seats, snapshot_of
 
 EMPTY = snapshot_of({})
@@ -132,6 +136,63 @@ async def test_claim_marks_the_hold_converting_once(store: HoldStore) -> None:
         await store.extend(hold.id, alice)
     await store.unclaim(hold.id, alice)
     assert (await store.claim(hold.id, alice))[1] == hold.seats
+
+
+async def test_a_claim_whose_request_died_lapses_after_its_lease(store: HoldStore) -> None:
+    event, alice = uuid.uuid4(), uuid.uuid4()
+    hold = await store.hold(event, alice, seats(2), POLICY, EMPTY)
+    store.claim_lease_ms = 200
+    await store.claim(hold.id, alice)  # ... and the booking request is killed here
+    with pytest.raises(Conflict):
+        await store.claim(hold.id, alice)
+
+    await asyncio.sleep(0.3)
+
+    assert (await store.claim(hold.id, alice))[1] == hold.seats
+    await asyncio.sleep(0.3)
+    assert (await store.extend(hold.id, alice)).state == "held"
+
+
+async def test_scripts_run_past_their_callers_deadline_do_nothing(store: HoldStore) -> None:
+    event, alice = uuid.uuid4(), uuid.uuid4()
+    hold = await store.hold(event, alice, seats(1), POLICY, EMPTY)
+    # As if Redis had been frozen for a minute while the callers gave up.
+    store.deadline_budget_ms = -60_000
+
+    with pytest.raises(Unavailable):
+        await store.hold(event, alice, seats(1), POLICY, EMPTY)
+    with pytest.raises(Unavailable):
+        await store.claim(hold.id, alice)
+    with pytest.raises(Unavailable):
+        await store.extend(hold.id, alice)
+
+    assert await store.redis.zcard(keys.event_holds(event)) == 1
+    assert await hash_field(store.redis, keys.hold(event, hold.id), "state") == "held"
+
+
+async def test_a_write_redis_missed_drops_the_cache_once_redis_answers(
+    store: HoldStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    event, alice = uuid.uuid4(), uuid.uuid4()
+    sold = seats(1)
+    await store.hold(event, alice, seats(1), POLICY, EMPTY)  # the cache is loaded: nothing taken
+
+    async def redis_down(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("Redis is down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(
+            store, "scripts", replace(store.scripts, mark_taken=cast(AsyncScript, redis_down))
+        )
+        await best_effort(store.mark_taken(event, SeatState.SOLD, sold))
+    assert store.stale_events == {event}
+    await store.repair_stale()
+
+    # PostgreSQL sold the seat while Redis could not be told; the rebuilt cache knows.
+    with pytest.raises(SeatsUnavailable) as refused:
+        await store.hold(event, alice, sold, POLICY, snapshot_of({sold[0]: SeatState.SOLD}))
+    assert refused.value.reason == "sold"
+    assert store.stale_events == set()
 
 
 async def test_complete_records_the_seats_and_drops_the_hold(store: HoldStore) -> None:

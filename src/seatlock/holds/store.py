@@ -78,6 +78,10 @@ class HoldStore:
         self.deadline_budget_ms = DEADLINE_BUDGET_MS
         # How long a claimed hold stays claimed if its booking request dies.
         self.claim_lease_ms = CLAIM_LEASE_MS
+        # Events whose PostgreSQL writes this process could not mirror into Redis's cache
+        # of reserved and sold seats; the cache is dropped (and so rebuilt from PostgreSQL
+        # by the next hold) as soon as Redis answers again.
+        self.stale_events: set[uuid.UUID] = set()
         self._clock_offset_ms = 0
         self._clock_read_at = -CLOCK_CHECK_SECONDS
 
@@ -236,20 +240,40 @@ class HoldStore:
         """After PostgreSQL committed: record the seats as taken and drop the hold."""
         event_id = event_of_hold(hold_id)
         complete_keys = [*self.event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
-        await self.scripts.complete(
-            keys=complete_keys, args=[hold_id, state.value, *map(str, seat_ids)]
-        )
+        async with self._mirroring(event_id):
+            await self.scripts.complete(
+                keys=complete_keys, args=[hold_id, state.value, *map(str, seat_ids)]
+            )
 
     async def mark_taken(
         self, event_id: uuid.UUID, state: SeatState, seat_ids: Sequence[uuid.UUID]
     ) -> None:
-        await self.scripts.mark_taken(
-            keys=[keys.taken_seats(event_id)], args=[state.value, *map(str, seat_ids)]
-        )
+        async with self._mirroring(event_id):
+            await self.scripts.mark_taken(
+                keys=[keys.taken_seats(event_id)], args=[state.value, *map(str, seat_ids)]
+            )
 
     async def free_taken(self, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]) -> None:
         free_keys = [keys.taken_seats(event_id), keys.seat_rows(event_id), keys.open_rows(event_id)]
-        await self.scripts.free_taken(keys=free_keys, args=list(map(str, seat_ids)))
+        async with self._mirroring(event_id):
+            await self.scripts.free_taken(keys=free_keys, args=list(map(str, seat_ids)))
+
+    @asynccontextmanager
+    async def _mirroring(self, event_id: uuid.UUID) -> AsyncIterator[None]:
+        """A step that mirrors a PostgreSQL commit into Redis: if Redis is unreachable, the
+        event's cache is marked stale (and the error goes on to the caller)."""
+        try:
+            yield
+        except REDIS_DOWN:
+            self.stale_events.add(event_id)
+            raise
+
+    async def repair_stale(self) -> None:
+        """Drop the reserved/sold cache of every event this process could not mirror a
+        write into; stops at the first event Redis still cannot be reached for."""
+        for event_id in list(self.stale_events):
+            await self.redis.delete(keys.taken_seats(event_id))
+            self.stale_events.discard(event_id)
 
     async def forget_layout(self, event_id: uuid.UUID) -> None:
         """After the seat map changed: best available reloads the layout on its next use."""
