@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeAlias
 
+from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
@@ -17,6 +18,7 @@ from seatlock.auth.access import provide_principal, provide_viewer
 from seatlock.auth.tokens import Principal
 from seatlock.events.images import ImageStore
 from seatlock.holds.on_sale import OnSaleCache
+from seatlock.holds.placement import HoldDesk
 from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
 from seatlock.payments.providers.base import PaymentProvider
@@ -34,6 +36,7 @@ OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
 Caller: TypeAlias = NamedDependency[Principal]
+Desk: TypeAlias = NamedDependency[HoldDesk]
 Viewer: TypeAlias = NamedDependency[Principal | None]
 
 
@@ -53,6 +56,10 @@ async def _db_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+def _hold_desk(request: Request[Any, Any, Any], state: State) -> HoldDesk:
+    return HoldDesk(provide_principal(request), state.holds, state.on_sale)
+
+
 def dependencies() -> dict[str, Provide]:
     return {
         "settings": _state_value("settings"),
@@ -64,5 +71,6 @@ def dependencies() -> dict[str, Provide]:
         "image_store": _state_value("images"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
+        "hold_desk": Provide(_hold_desk, sync_to_thread=False),
         "viewer": Provide(provide_viewer, sync_to_thread=False),
     }

@@ -48,7 +48,11 @@ def _optional_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princ
         return None
 
 
-def authorize(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+# A coroutine, so that Litestar runs it on the event loop: a plain function would be sent
+# to a worker thread on every request.
+async def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     roles = handler.opt.get("roles")
     if roles == PUBLIC:
         connection.scope["user"] = _optional_principal(connection)

@@ -53,24 +53,23 @@ class LiveHoldsOut(msgspec.Struct):
 async def create_hold(
     event_id: FromPath[uuid.UUID],
     data: JSONBody[HoldRequest],
-    principal: deps.Caller,
-    holds: deps.Holds,
-    on_sale: deps.OnSale,
+    hold_desk: deps.Desk,
 ) -> Hold:
     if (data.seat_ids is None) == (data.quantity is None):
         raise InvalidInput("give either seat_ids or quantity")
     if data.seat_ids is not None and (data.price_category or data.section):
         raise InvalidInput("price_category and section apply to quantity only")
+    holds, on_sale, caller = hold_desk.holds, hold_desk.on_sale, hold_desk.caller
     event = await placement.event_on_sale(on_sale, event_id)
     if data.seat_ids is not None:
-        hold = await placement.hold_chosen_seats(holds, on_sale, event, principal.id, data.seat_ids)
+        hold = await placement.hold_chosen_seats(holds, on_sale, event, caller.id, data.seat_ids)
     else:
         assert data.quantity is not None
         hold = await placement.hold_best_available(
             on_sale.sessions,
             holds,
             event,
-            principal.id,
+            caller.id,
             data.quantity,
             data.price_category,
             data.section,
@@ -79,18 +78,18 @@ async def create_hold(
 
 
 @get("/holds/{hold_id:str}", roles=SIGNED_IN)
-async def get_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> Hold:
-    return await holds.get(hold_id, principal.id)
+async def get_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> Hold:
+    return await hold_desk.holds.get(hold_id, hold_desk.caller.id)
 
 
 @post("/holds/{hold_id:str}/extend", roles=SIGNED_IN, status_code=200)
-async def extend_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> Hold:
-    return await holds.extend(hold_id, principal.id)
+async def extend_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> Hold:
+    return await hold_desk.holds.extend(hold_id, hold_desk.caller.id)
 
 
 @delete("/holds/{hold_id:str}", roles=SIGNED_IN, status_code=204)
-async def release_hold(hold_id: FromPath[str], principal: deps.Caller, holds: deps.Holds) -> None:
-    await holds.release(hold_id, principal.id)
+async def release_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> None:
+    await hold_desk.holds.release(hold_id, hold_desk.caller.id)
 
 
 @get("/admin/events/{event_id:uuid}/holds", roles=ADMINS)
