@@ -10,11 +10,12 @@ import pytest
 
 from seatlock import keys
 from seatlock.errors import InvalidInput, Unavailable
+from seatlock.holds import best_available
 from seatlock.holds.best_available import Layout, Wanted, hold_best
 from seatlock.holds.replies import Hold, SeatsUnavailable
 from seatlock.holds.store import HoldStore
 from seatlock.models import SeatState
-from seatlock.redis_client import hash_fields
+from seatlock.redis_client import hash_field, hash_fields
 from tests.holds.holdstore import POLICY, snapshot_of
 
 
@@ -201,3 +202,15 @@ async def test_a_changed_seat_map_is_reloaded(store: HoldStore) -> None:
     await store.forget_layout(event)
 
     assert await after.hold(store, event, 2) == [(2, 1), (2, 2)]
+
+
+async def test_a_large_layout_is_loaded_in_chunks(
+    store: HoldStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(best_available, "ROWS_PER_CHUNK", 2)
+    plan = Plan("xx", "xx", "xx", "xx", "oo")
+    event = uuid.uuid4()
+
+    assert await plan.hold(store, event, 2) == [(5, 1), (5, 2)]
+    assert await hash_field(store.redis, keys.layout(event), "__rows__") == "5"
+    assert await hash_field(store.redis, keys.layout(event), "range:A") == "1,5"

@@ -8,6 +8,7 @@ each row's seats by number) is derived from PostgreSQL and loaded into Redis whe
 from __future__ import annotations
 
 import re
+import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,6 +38,9 @@ class Layout:
     # (section, "number,seat id,category number;...") per row, the preferred row first.
     rows: list[tuple[str, str]]
 
+
+# Rows per call when the layout is loaded: a few thousand seats, a few milliseconds of Redis.
+ROWS_PER_CHUNK = 200
 
 LayoutSource = Callable[[uuid.UUID], Awaitable[Layout]]
 
@@ -82,16 +86,24 @@ def layout_source(sessions: async_sessionmaker[AsyncSession]) -> LayoutSource:
 
 
 async def load_layout(store: HoldStore, event_id: uuid.UUID, layout: Layout) -> None:
-    args: list[str | int] = [len(layout.categories), *layout.categories]
-    for section, seats in layout.rows:
-        args += [section, seats]
+    """Store the layout in chunks of rows; stops if another loader starts over meanwhile
+    (the hold that asked then finds the layout loaded, or asks again)."""
     layout_keys = [
         keys.layout(event_id),
         keys.seat_rows(event_id),
         keys.open_rows(event_id),
         keys.reopen_rows(event_id),
     ]
-    await store.scripts.load_layout(keys=layout_keys, args=args)
+    loader = secrets.token_hex(8)
+    categories: list[str | int] = [len(layout.categories), *layout.categories]
+    starts = range(0, max(len(layout.rows), 1), ROWS_PER_CHUNK)
+    for start in starts:
+        chunk = layout.rows[start : start + ROWS_PER_CHUNK]
+        last = "1" if start == starts[-1] else "0"
+        rows = [value for row in chunk for value in row]
+        args = [loader, start + 1, last, *categories, *rows]
+        if not await store.scripts.load_layout(keys=layout_keys, args=args):
+            return
 
 
 def _refusal(reply: list[str], wanted: Wanted) -> Exception:
@@ -128,19 +140,20 @@ async def hold_best(
         keys.reopen_rows(event_id),
     ]
     async with redis_or_503():
-        args: list[str | int] = [
-            hold_id,
-            str(owner_id),
-            policy.ttl_ms,
-            policy.max_extensions,
-            policy.max_lifetime_ms,
-            policy.seat_cap,
-            wanted.quantity,
-            wanted.section or "",
-            wanted.category or "",
-            await store.deadline_ms(),
-        ]
         for _ in range(REBUILD_ATTEMPTS):
+            # A deadline per attempt: loading the caches first may take a while.
+            args: list[str | int] = [
+                hold_id,
+                str(owner_id),
+                policy.ttl_ms,
+                policy.max_extensions,
+                policy.max_lifetime_ms,
+                policy.seat_cap,
+                wanted.quantity,
+                wanted.section or "",
+                wanted.category or "",
+                await store.deadline_ms(),
+            ]
             reply = await store.scripts.best_available(keys=script_keys, args=args)
             if reply[0] == "rebuild":
                 await store.load_taken(event_id, snapshot)

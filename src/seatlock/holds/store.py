@@ -118,19 +118,20 @@ class HoldStore:
         snapshot: TakenSnapshot,
     ) -> Hold:
         hold_id = new_hold_id(event_id)
-        args: list[str | int] = [
+        terms: list[str | int] = [
             hold_id,
             str(owner_id),
             policy.ttl_ms,
             policy.max_extensions,
             policy.max_lifetime_ms,
             policy.seat_cap,
-            await self.deadline_ms(),
-            *map(str, seat_ids),
         ]
+        seats = list(map(str, seat_ids))
         hold_keys = [*self.event_keys(event_id, owner_id), keys.hold(event_id, hold_id)]
         async with redis_or_503():
             for _ in range(REBUILD_ATTEMPTS):
+                # A deadline per attempt: rebuilding the cache first may take a while.
+                args = [*terms, await self.deadline_ms(), *seats]
                 reply = await self.scripts.hold(keys=hold_keys, args=args)
                 if reply[0] != "rebuild":
                     break
