@@ -1,8 +1,10 @@
-"""The `seatlock` command: create-admin, and serve on embedded servers with no configuration."""
+"""The `seatlock` command: create-admin, reset-password, and serve on embedded servers
+with no configuration."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import shutil
 import signal
@@ -297,3 +299,73 @@ def test_serve_takes_over_the_servers_left_by_a_crash(data_dir: Path, tmp_path: 
     assert service.stop() == 0
     _assert_all_stopped(data_dir, pids, valkey_port)
     assert not _port_open(left_valkey_port)
+
+
+# reset-password
+
+NEW_PASSWORD = "a brand new passphrase 42"
+
+
+async def test_reset_password_command_sets_the_password_and_signs_out_everywhere(
+    client: Client, settings: Settings
+) -> None:
+    signed_up = await client.post(
+        "/api/auth/register",
+        json={"email": ADMIN_EMAIL, "password": PASSWORD, "full_name": "Forgetful"},
+    )
+    bearer = {"Authorization": f"Bearer {signed_up.json()['access_token']}"}
+    cookie = signed_up.cookies["seatlock_refresh"]
+    process = await asyncio.create_subprocess_exec(
+        _seatlock(),
+        "reset-password",
+        "--email",
+        ADMIN_EMAIL.upper(),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_bare_environment(DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url),
+        start_new_session=True,
+    )
+    stdout, stderr = await process.communicate(f"{NEW_PASSWORD}\n".encode())
+    assert process.returncode == 0, stderr.decode()
+    assert "signed out" in stdout.decode()
+    assert NEW_PASSWORD not in stdout.decode() + stderr.decode()
+
+    old = await client.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+    assert old.status_code == 401
+    new = await client.post(
+        "/api/auth/login", json={"email": ADMIN_EMAIL, "password": NEW_PASSWORD}
+    )
+    assert new.status_code == 200, new.text
+    refresh = await client.post(
+        "/api/auth/refresh",
+        headers={"X-Requested-With": "fetch", "Cookie": f"seatlock_refresh={cookie}"},
+    )
+    assert refresh.status_code == 401
+    assert (await client.get("/api/auth/me", headers=bearer)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("nobody@example.test", NEW_PASSWORD, "no account has the email"),
+        (ADMIN_EMAIL, "too short", "invalid password"),
+    ],
+)
+async def test_reset_password_refuses_unknown_accounts_and_weak_passwords(
+    client: Client,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    email: str,
+    password: str,
+    message: str,
+) -> None:
+    await client.post(
+        "/api/auth/register",
+        json={"email": ADMIN_EMAIL, "password": PASSWORD, "full_name": "Kept"},
+    )
+    monkeypatch.setattr("sys.stdin", io.StringIO(f"{password}\n"))
+    with pytest.raises(SystemExit, match=message):
+        await asyncio.to_thread(cli.reset_account_password, settings, email)
+    login = await client.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+    assert login.status_code == 200

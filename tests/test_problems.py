@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.bodies import Body
 from seatlock.errors import DomainError, Gone, InvalidInput, NotFound, SeatConflict, Unavailable
+from seatlock.idempotency.records import KeyInUse
 from seatlock.models import User
 from seatlock.problems import problem_details_plugin
 from tests.clients import PASSWORD, PROBLEM_MEDIA_TYPE, Client, ClientWith, assert_problem
@@ -136,6 +137,23 @@ async def domain(kind: FromPath[str]) -> None:
     raise errors[kind]
 
 
+class StartingUp(Exception):
+    """What asyncpg raises, and SQLAlchemy passes on unwrapped, when a new connection meets
+    PostgreSQL recovering from a restart."""
+
+    sqlstate = "57P03"
+
+
+@get("/unwrapped/{kind:str}")
+async def unwrapped(kind: FromPath[str]) -> None:
+    errors: dict[str, Exception] = {
+        "starting-up": StartingUp("the database system is starting up"),
+        "refused": ConnectionRefusedError("connect call failed"),
+        "key-in-use": KeyInUse(retry_after=7),
+    }
+    raise errors[kind]
+
+
 @get("/framework/{kind:str}")
 async def framework(kind: FromPath[str]) -> None:
     if kind == "401":
@@ -151,7 +169,8 @@ async def order(data: JSONBody[Order]) -> dict[str, int]:
 @pytest.fixture
 async def tiny_client() -> AsyncIterator[Client]:
     app = Litestar(
-        route_handlers=[boom, domain, framework, order], plugins=[problem_details_plugin()]
+        route_handlers=[boom, domain, unwrapped, framework, order],
+        plugins=[problem_details_plugin()],
     )
     async with AsyncTestClient(app=app) as client:
         yield client
@@ -191,6 +210,19 @@ async def test_domain_errors_become_problems(
     assert {
         k: v for k, v in body.items() if k not in {"type", "title", "status", "detail"}
     } == extra
+
+
+@pytest.mark.parametrize("kind", ["starting-up", "refused"])
+async def test_postgresql_unreachable_is_a_503_to_retry(tiny_client: Client, kind: str) -> None:
+    response = await tiny_client.get(f"/unwrapped/{kind}")
+    assert_problem(response, 503)
+    assert response.headers["retry-after"] == "1"
+
+
+async def test_a_key_in_use_says_when_to_retry(tiny_client: Client) -> None:
+    response = await tiny_client.get("/unwrapped/key-in-use")
+    assert_problem(response, 409, "idempotency-key-in-use")
+    assert response.headers["retry-after"] == "7"
 
 
 async def test_framework_401_asks_for_a_bearer_token(tiny_client: Client) -> None:

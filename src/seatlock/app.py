@@ -15,6 +15,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from seatlock import db, deps
 from seatlock.auth.access import PUBLIC, authorize
+from seatlock.auth.account_stamps import StampCache
 from seatlock.auth.admin_routes import admin_router
 from seatlock.auth.routes import auth_router
 from seatlock.bookings.expiry import sweep_until
@@ -31,7 +32,7 @@ from seatlock.payments.providers.registry import build_providers
 from seatlock.payments.providers.sandbox_routes import sandbox_router
 from seatlock.payments.routes import payments_router
 from seatlock.problems import problem_details_plugin
-from seatlock.redis_client import connect_redis
+from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
 
 
@@ -45,7 +46,9 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
+    app.state.redis_breaker = Breaker(settings.redis_breaker_seconds)
     app.state.holds = HoldStore(redis, scripts)
+    app.state.account_stamps = StampCache(redis, app.state.sessions, settings)
     app.state.on_sale = OnSaleCache(app.state.sessions)
     app.state.images = LocalImageStore(settings.image_path)
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
@@ -56,7 +59,9 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
             stop_sweeping, app.state.sessions, app.state.holds, settings.expiry_interval_seconds
         )
     )
-    repairer = asyncio.create_task(repair_until(stop_sweeping, app.state.holds))
+    repairer = asyncio.create_task(
+        repair_until(stop_sweeping, app.state.holds, app.state.redis_breaker)
+    )
     try:
         yield
     finally:

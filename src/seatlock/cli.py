@@ -1,4 +1,4 @@
-"""The `seatlock` command: serve, migrate, create-admin."""
+"""The `seatlock` command: serve, migrate, create-admin, reset-password."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import msgspec
 import uvicorn
 
 from seatlock import db, migrate
+from seatlock.auth.accounts import reset_password
 from seatlock.auth.users import register_user
 from seatlock.bodies import Email, Name, Password
 from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.embedded.valkey import EmbeddedValkey
-from seatlock.errors import Conflict
+from seatlock.errors import Conflict, NotFound
 from seatlock.models import Role
+from seatlock.redis_client import connect_redis
 from seatlock.settings import Settings, SettingsError, read_settings
 
 logger = logging.getLogger("seatlock")
@@ -119,6 +121,48 @@ def create_admin(settings: Settings, email: str, full_name: str) -> None:
     print(f"admin {account.email} created")
 
 
+class NewPassword(msgspec.Struct, forbid_unknown_fields=True):
+    password: Password
+
+
+def _read_new_password() -> str:
+    """Asked twice at a terminal; otherwise the first line of standard input."""
+    if sys.stdin.isatty():
+        password = getpass.getpass("New password: ")
+        if password != getpass.getpass("Repeat password: "):
+            sys.exit("the passwords differ")
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+async def _reset_password(settings: Settings, database_url: str, email: str, password: str) -> None:
+    engine = db.create_engine(database_url, pool_size=1)
+    # Without a configured Redis there is no running service's Redis to tell: the account's
+    # sessions end at once, its access tokens when they expire.
+    redis = connect_redis(settings) if settings.redis_url else None
+    try:
+        async with db.session_factory(engine)() as session:
+            await reset_password(session, redis, settings, email, password)
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
+def reset_account_password(settings: Settings, email: str) -> None:
+    try:
+        new = msgspec.convert({"password": _read_new_password()}, NewPassword)
+    except msgspec.ValidationError as exc:
+        sys.exit(f"invalid password: {exc}")
+    with database(settings) as database_url:
+        migrate.upgrade(database_url)
+        try:
+            asyncio.run(_reset_password(settings, database_url, email, new.password))
+        except NotFound as exc:
+            sys.exit(str(exc))
+    print(f"password of {email} reset; its sessions are signed out")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="seatlock", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -129,6 +173,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Administrator")
+    reset = commands.add_parser(
+        "reset-password",
+        help="set an account's password (read from standard input) and sign it out everywhere",
+    )
+    reset.add_argument("--email", required=True)
     return parser
 
 
@@ -155,5 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             logger.info("stopped")
     elif args.command == "migrate":
         run_migrations(settings)
+    elif args.command == "reset-password":
+        reset_account_password(settings, args.email)
     else:
         create_admin(settings, args.email, args.name)

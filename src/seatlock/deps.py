@@ -22,7 +22,7 @@ from seatlock.holds.placement import HoldDesk
 from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
 from seatlock.payments.providers.base import PaymentProvider
-from seatlock.redis_client import RedisClient
+from seatlock.redis_client import Breaker, RedisClient
 from seatlock.settings import Settings as SettingsType
 
 Settings: TypeAlias = NamedDependency[SettingsType]
@@ -32,6 +32,7 @@ DbSession: TypeAlias = NamedDependency[AsyncSession]
 # instances, and need not: the app made both.
 Redis: TypeAlias = NamedDependency[SkipValidation[RedisClient]]
 Holds: TypeAlias = NamedDependency[HoldStore]
+RedisBreaker: TypeAlias = NamedDependency[Breaker]
 OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
@@ -66,6 +67,7 @@ def dependencies() -> dict[str, Provide]:
         "db_engine": _state_value("engine"),
         "redis": _state_value("redis"),
         "holds": _state_value("holds"),
+        "redis_breaker": _state_value("redis_breaker"),
         "on_sale": _state_value("on_sale"),
         "providers": _state_value("providers"),
         "image_store": _state_value("images"),

@@ -66,6 +66,15 @@ class Conflict(DomainError):
     title = "Conflict with the current state"
 
 
+class Busy(Conflict):
+    """A conflict that passes by itself within moments (a hold being turned into a booking
+    by another request): the same request may succeed when sent again, so an
+    Idempotency-Key never keeps it as its answer."""
+
+    slug = "busy"
+    title = "Busy with another request; retry shortly"
+
+
 class SeatConflict(Conflict):
     """A conflict over named seats, with the reason they could not be had where known."""
 

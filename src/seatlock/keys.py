@@ -23,6 +23,11 @@ def login_failures_for_address(address: str) -> str:
     return f"seatlock:login:address:{_digest(address)}"
 
 
+def account_stamp(user_id: uuid.UUID) -> str:
+    """String: an account's token generation, role and status, while older tokens live."""
+    return f"seatlock:account:{user_id}"
+
+
 def _event(event_id: uuid.UUID) -> str:
     # The braces make `{<event_id>}` the hash tag: every key of an event maps to one slot.
     return f"seatlock:{{{event_id}}}"

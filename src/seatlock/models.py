@@ -37,6 +37,11 @@ def _enum(cls: type[enum.Enum], name: str) -> Enum:
     return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
 
 
+class UserStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DISABLED = "disabled"
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -46,6 +51,11 @@ class User(Base):
     full_name: Mapped[str] = mapped_column(String(120))
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"), default=Role.USER)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    status: Mapped[UserStatus] = mapped_column(
+        _enum(UserStatus, "user_status"), default=UserStatus.ACTIVE, server_default="active"
+    )
+    # Access tokens carry the generation they were issued in; raising it voids the older ones.
+    token_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class RefreshToken(Base):
@@ -64,6 +74,9 @@ class RefreshToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # Where the token was issued to, for the account's list of its sessions.
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
 
 
 class EventStatus(enum.StrEnum):
@@ -253,3 +266,8 @@ class IdempotencyRecord(Base):
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary)
     response_media_type: Mapped[str | None] = mapped_column(String(100))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Set while work that cannot share the key's transaction runs (a payment's provider
+    # call): when its claim lapses, so that a retry after a crash may take the key over.
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # What that work made in its first transaction (a payment), for a take-over to finish.
+    resource_id: Mapped[uuid.UUID | None]

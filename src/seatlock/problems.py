@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from seatlock.errors import DomainError, TooManyRequests, Unauthorized
+from seatlock.idempotency.records import KeyInUse
 
 logger = logging.getLogger("seatlock")
 
@@ -32,7 +33,7 @@ def _phrase(status: int) -> str:
 
 def from_domain_error(exc: DomainError) -> ProblemDetailsException:
     headers: dict[str, str] = {}
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests | KeyInUse):
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
@@ -133,9 +134,13 @@ OUTAGE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
 
+def _outage_state(sqlstate: str | None) -> bool:
+    return sqlstate in OUTAGE_SQLSTATES or (sqlstate or "").startswith("08")
+
+
 def _is_outage(exc: DBAPIError, sqlstate: str | None) -> bool:
     lost = exc.connection_invalidated or isinstance(exc.orig, ConnectionError | TimeoutError)
-    return lost or sqlstate in OUTAGE_SQLSTATES or (sqlstate or "").startswith("08")
+    return lost or _outage_state(sqlstate)
 
 
 def from_outage(exc: Exception) -> ProblemDetailsException:
@@ -162,6 +167,14 @@ def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
     return _retry_soon("The request collided with another one and changed nothing; please retry.")
 
 
+def from_other_error(exc: Exception) -> ProblemDetailsException:
+    # asyncpg's own errors carry their SQLSTATE, and SQLAlchemy passes them on unwrapped
+    # when it opens a connection: "the database system is starting up" during a restart.
+    if _outage_state(getattr(exc, "sqlstate", None)):
+        return from_outage(exc)
+    return from_unhandled(exc)
+
+
 def problem_details_plugin() -> ProblemDetailsPlugin:
     return ProblemDetailsPlugin(
         ProblemDetailsConfig(
@@ -173,7 +186,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 # A connection refused or timed out before any DBAPI call could wrap it.
                 ConnectionError: from_outage,
                 TimeoutError: from_outage,
-                Exception: from_unhandled,
+                Exception: from_other_error,
             }
         )
     )

@@ -1,11 +1,13 @@
 """The Redis connection: one client for a single server or a cluster, with short timeouts
-so that a Redis outage turns into a quick 503 instead of a hung request."""
+so that a Redis outage turns into a quick 503 instead of a hung request, and a breaker
+that lets the reads which can do without Redis stop waiting for it."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import TypeAlias, cast
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeAlias, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -15,12 +17,18 @@ from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from seatlock.errors import Unavailable
 from seatlock.settings import Settings
 
 RedisClient: TypeAlias = Redis | RedisCluster
 
 # What a Redis outage looks like to a caller of redis-py.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ClusterDownError, OSError)
+# ... and once the hold layer has turned that into a domain error (a 503), or a script
+# found that Redis answered after its caller's deadline.
+REDIS_FAILED = (*REDIS_DOWN, Unavailable)
+
+T = TypeVar("T")
 
 logger = logging.getLogger("seatlock")
 
@@ -71,3 +79,43 @@ async def best_effort(step: Awaitable[object]) -> None:
         await step
     except REDIS_DOWN:
         logger.warning("Redis unreachable after a seat change; its cache will be rebuilt")
+
+
+class Breaker:
+    """Lets a step that can do without Redis skip it for `open_seconds` after Redis failed,
+    so that while Redis is down or frozen such reads answer at once instead of each waiting
+    out the Redis timeout. Once the window is over a single caller tries Redis again (the
+    others keep skipping meanwhile); its success closes the breaker, its failure opens it
+    for another window. One per process, shared by its requests."""
+
+    def __init__(self, open_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.open_seconds = open_seconds
+        self._clock = clock
+        self._tripped = False
+        self._open_until = 0.0
+        self._probing = False
+
+    @property
+    def is_open(self) -> bool:
+        return self._tripped and (self._probing or self._clock() < self._open_until)
+
+    async def attempt(self, step: Callable[[], Awaitable[T]], fallback: T) -> tuple[T, bool]:
+        """`step()`'s answer and True; `fallback` and False when Redis was skipped or failed."""
+        if self.is_open:
+            return fallback, False
+        # Past the window of a tripped breaker: this caller tries Redis, the others skip it.
+        probe = self._tripped
+        if probe:
+            self._probing = True
+        try:
+            value = await step()
+        except REDIS_FAILED as exc:
+            if not self._tripped:
+                logger.warning("Redis failed (%s); skipping it for %s s", exc, self.open_seconds)
+            self._tripped, self._open_until = True, self._clock() + self.open_seconds
+            return fallback, False
+        finally:
+            if probe:
+                self._probing = False
+        self._tripped = False
+        return value, True

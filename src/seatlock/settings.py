@@ -35,6 +35,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     redis_url: str = ""
     redis_cluster: bool = False
     redis_timeout_seconds: float = 0.5
+    redis_breaker_seconds: float = 0.3
     data_dir: str = ".seatlock"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -46,6 +47,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_audience: str = "seatlock-api"
     access_token_minutes: int = 15
     refresh_token_days: int = 30
+    # How long a worker trusts what it read of an account's role and status: the bound on
+    # how late a role change, a disable or a password change reaches live access tokens.
+    account_cache_seconds: float = 2.0
     allowed_origins: str = ""
     max_body_bytes: int = 1_048_576
     login_attempts_per_account: int = 5
@@ -68,6 +72,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     stripe_base_url: str = "https://api.stripe.com"
     webhook_tolerance_seconds: int = 300
     provider_timeout_seconds: float = 10.0
+    idempotency_lease_seconds: float = 30.0
     cancellation_cutoff_hours: int = 24
     expiry_interval_seconds: float = 5.0
 

@@ -22,6 +22,7 @@ from seatlock.auth.access import (
     PUBLIC,
     ROLE_REFUSED,
     SIGN_IN_REQUIRED,
+    SIGNED_IN,
     UNDECLARED_ROUTE,
     authorize,
 )
@@ -125,6 +126,15 @@ async def test_guard_matrix_covers_the_foundation_routes(settings: Settings) -> 
     assert declared[("GET", "/api/auth/me")] == frozenset(Role)
     assert declared[("GET", "/api/admin/users")] == ADMINS
     assert declared[("PATCH", "/api/admin/users/{user_id:uuid}")] == ADMINS
+    assert declared[("GET", "/api/admin/users/{user_id:uuid}")] == ADMINS
+    for method, path in [
+        ("PATCH", "/api/auth/me"),
+        ("POST", "/api/auth/password"),
+        ("GET", "/api/auth/sessions"),
+        ("DELETE", "/api/auth/sessions"),
+        ("DELETE", "/api/auth/sessions/{session_id:uuid}"),
+    ]:
+        assert declared[(method, path)] == SIGNED_IN, f"{method} {path}"
     assert declared[("GET", "/health/live")] == PUBLIC
     assert declared[("GET", "/health/ready")] == PUBLIC
 
@@ -231,6 +241,10 @@ async def test_admin_cannot_change_own_role(
     own = await _user_id(engine, "root@example.test")
     response = await client.patch(f"/api/admin/users/{own}", json={"role": "USER"}, headers=admin)
     assert_problem(response, 403)
+    response = await client.patch(
+        f"/api/admin/users/{own}", json={"status": "disabled"}, headers=admin
+    )
+    assert_problem(response, 403)
     assert await _role(engine, own) == Role.ADMIN
 
 
@@ -281,7 +295,7 @@ async def test_role_change_of_unknown_user_is_not_found(
     [
         ({"role": "OWNER"}, "role"),
         ({"role": "admin"}, "role"),
-        ({}, "role"),
+        ({"status": "banned"}, "status"),
         ({"role": "ORGANIZER", "email": "x@y.zz"}, "email"),
     ],
 )
@@ -339,3 +353,14 @@ async def test_list_users_refuses_bad_paging(
     response = await client.get("/api/admin/users", params=params, headers=admin)
     problem = assert_problem(response, 400)
     assert [(e["field"], e["source"]) for e in problem["errors"]] == [(field, "query")]
+
+
+async def test_empty_user_change_is_refused(
+    client: Client, engine: AsyncEngine, make_user: UserFactory
+) -> None:
+    admin = await make_user(Role.ADMIN)
+    await make_user(Role.USER, email="target@example.test")
+    target = await _user_id(engine, "target@example.test")
+    response = await client.patch(f"/api/admin/users/{target}", json={}, headers=admin)
+    assert_problem(response, 422, "invalid-input")
+    assert await _role(engine, target) == Role.USER

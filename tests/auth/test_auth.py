@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import keys
-from seatlock.auth.routes import AUTH_PATH, REFRESH_COOKIE
+from seatlock.auth.responses import AUTH_PATH, REFRESH_COOKIE
 from seatlock.embedded.host import free_port
 from seatlock.models import RefreshToken, User
 from seatlock.settings import Settings

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import secrets
+import time
+import uuid
 import warnings
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,8 +12,11 @@ from typing import Any
 import jwt
 import pytest
 
+from seatlock.auth import tokens
 from seatlock.auth.access import SIGN_IN_REQUIRED
-from seatlock.auth.routes import REFRESH_COOKIE
+from seatlock.auth.responses import REFRESH_COOKIE
+from seatlock.auth.tokens import Principal, issue_access_token
+from seatlock.errors import Unauthorized
 from seatlock.models import Role
 from seatlock.settings import Settings
 from tests.clients import PASSWORD, TEST_SECRET, Client, assert_problem
@@ -64,7 +69,10 @@ def _assert_refused(response: Any) -> None:
 
 async def test_issued_access_token_carries_every_claim(client: Client, settings: Settings) -> None:
     claims, _ = await _sign_up(client)
-    assert set(claims) == {"sub", "role", "email", "iat", "exp", "iss", "aud", "jti", "typ"}
+    required = {"sub", "role", "email", "iat", "exp", "iss", "aud", "jti", "typ"}
+    # The account's token generation and the session (refresh-token family) besides.
+    assert set(claims) == required | {"gen", "sid"}
+    assert claims["gen"] == 0
     assert claims["role"] == Role.USER.value
     assert claims["email"] == EMAIL
     assert claims["iss"] == settings.jwt_issuer
@@ -202,3 +210,25 @@ async def test_stale_token_does_not_block_public_routes(client: Client) -> None:
         "/api/auth/login", json={"email": EMAIL, "password": PASSWORD}, headers=stale
     )
     assert login.status_code == 200, login.text
+
+
+def test_a_verified_token_is_remembered_only_until_it_expires_and_only_for_its_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = Settings(jwt_secret=TEST_SECRET)
+    caller = Principal(uuid.uuid4(), Role.USER, "cached@example.test")
+    token = issue_access_token(settings, caller)
+    assert tokens.read_access_token(settings, token) == caller
+
+    def no_more_verifying(*args: Any, **kwargs: Any) -> Any:
+        raise jwt.InvalidTokenError("verified again")
+
+    monkeypatch.setattr(jwt, "decode", no_more_verifying)
+    assert tokens.read_access_token(settings, token) == caller
+    other_key = Settings(jwt_secret=TEST_SECRET[::-1])
+    with pytest.raises(Unauthorized):
+        tokens.read_access_token(other_key, token)
+    later = time.time() + settings.access_token_minutes * 60 + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(Unauthorized):
+        tokens.read_access_token(settings, token)

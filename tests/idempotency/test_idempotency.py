@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -14,13 +15,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.idempotency import records
 from tests.buying import booked, hold
-from tests.clients import Client, UserFactory
+from tests.clients import Client, UserFactory, assert_problem
 from tests.factories import create_event
+from tests.oracle import assert_consistent
 
 
 async def count(engine: AsyncEngine, table: str) -> int:
     async with engine.connect() as conn:
         return int(await conn.scalar(text(f"SELECT count(*) FROM {table}")) or 0)
+
+
+async def answerless_record(
+    engine: AsyncEngine, hold_id: str, key: str, lease: timedelta | None
+) -> None:
+    """The record of a booking request that has not answered (yet), with a lease that long
+    or none. The one user there is made it."""
+    digest = hashlib.sha256(msgspec.json.encode({"hold_id": hold_id})).hexdigest()
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO idempotency_records "
+                "(user_id, route, key, request_hash, expires_at, locked_until) "
+                "SELECT id, 'POST /api/bookings', :key, :digest, now() + interval '1 hour', "
+                "now() + :lease FROM users"
+            ),
+            {"key": key, "digest": digest, "lease": lease},
+        )
 
 
 async def test_a_retry_replays_the_stored_booking(
@@ -78,22 +98,32 @@ async def test_a_concurrent_request_with_the_key_gets_409(
     buyer = await make_user()
     hold_id = await hold(client, buyer, event.id, event.seat_ids[:1])
     headers = {**buyer, "Idempotency-Key": "checkout-4"}
-    # The first request is still running when the second arrives: its record has no answer.
-    digest = hashlib.sha256(msgspec.json.encode({"hold_id": hold_id})).hexdigest()
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO idempotency_records (user_id, route, key, request_hash, expires_at) "
-                "SELECT id, 'POST /api/bookings', 'checkout-4', :digest, now() + interval '1 hour' "
-                "FROM users"
-            ),
-            {"digest": digest},
-        )
+    # The first request is still running under its lease when the second arrives.
+    await answerless_record(engine, hold_id, "checkout-4", lease=timedelta(seconds=20))
 
     response = await client.post("/api/bookings", json={"hold_id": hold_id}, headers=headers)
 
-    assert response.status_code == 409
+    assert_problem(response, 409, "idempotency-key-in-use")
+    assert 19 <= int(response.headers["retry-after"]) <= 20
     assert await count(engine, "bookings") == 0
+
+
+async def test_an_answerless_record_without_a_lease_is_taken_over(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    hold_id = await hold(client, buyer, event.id, event.seat_ids[:1])
+    headers = {**buyer, "Idempotency-Key": "checkout-7"}
+    # What a process of the version before leases left behind when it died.
+    await answerless_record(engine, hold_id, "checkout-7", lease=None)
+
+    response = await client.post("/api/bookings", json={"hold_id": hold_id}, headers=headers)
+
+    assert response.status_code == 201
+    assert "idempotent-replayed" not in response.headers
+    assert await count(engine, "bookings") == 1
+    await assert_consistent(engine, event.id)
 
 
 async def test_racing_requests_with_one_key_book_once(

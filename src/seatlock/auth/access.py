@@ -1,6 +1,7 @@
 """Who may call what. Every route declares its roles (`roles=` in its decorator); the
-`authorize` guard reads the bearer token and enforces the declaration, and denies any
-route that declares nothing."""
+`authorize` guard reads the bearer token, checks it against the account's current stamp
+(`account_stamps`: revoked tokens and disabled accounts are refused, a changed role
+counts at once), enforces the declaration, and denies any route that declares nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
+from seatlock.auth.account_stamps import StampCache
 from seatlock.auth.tokens import Principal, read_access_token
 from seatlock.errors import Forbidden, Unauthorized
 from seatlock.models import Role
@@ -27,7 +29,9 @@ ROLE_REFUSED: Final = "your role may not use this route"
 UNDECLARED_ROUTE: Final = "this route declares no access rule, so nobody may call it"
 
 
-def _bearer_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+async def _bearer_principal(
+    connection: ASGIConnection[Any, Any, Any, Any],
+) -> Principal | None:
     header = connection.headers.get("authorization")
     if header is None:
         return None
@@ -35,15 +39,18 @@ def _bearer_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
     if scheme.lower() != "bearer" or not token:
         raise Unauthorized("the Authorization header must be 'Bearer <token>'")
     settings: Settings = connection.app.state.settings
-    return read_access_token(settings, token.strip())
+    stamps: StampCache = connection.app.state.account_stamps
+    return await stamps.admit(read_access_token(settings, token.strip()))
 
 
-def _optional_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+async def _optional_principal(
+    connection: ASGIConnection[Any, Any, Any, Any],
+) -> Principal | None:
     # On a public route a token is optional, so a stale one is ignored rather than refused:
     # clients keep sending an expired access token to exactly the routes that replace it
     # (refresh, login).
     try:
-        return _bearer_principal(connection)
+        return await _bearer_principal(connection)
     except Unauthorized:
         return None
 
@@ -55,12 +62,12 @@ async def authorize(
 ) -> None:
     roles = handler.opt.get("roles")
     if roles == PUBLIC:
-        connection.scope["user"] = _optional_principal(connection)
+        connection.scope["user"] = await _optional_principal(connection)
         return
     connection.scope["user"] = None
     if not isinstance(roles, frozenset) or not roles:
         raise Forbidden(UNDECLARED_ROUTE)
-    principal = _bearer_principal(connection)
+    principal = await _bearer_principal(connection)
     connection.scope["user"] = principal
     if principal is None:
         raise Unauthorized(SIGN_IN_REQUIRED)

@@ -5,42 +5,66 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
+import msgspec
 from litestar import Router, get, patch
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from seatlock import deps
-from seatlock.auth import users
+from seatlock.auth import user_admin, users
 from seatlock.auth.access import ADMINS
-from seatlock.auth.routes import UserOut, user_out
+from seatlock.auth.responses import UserOut, user_out
 from seatlock.bodies import Body, OffsetPage
-from seatlock.errors import Forbidden
-from seatlock.models import Role
+from seatlock.models import Role, UserStatus
 
 
-class RoleChange(Body):
-    role: Role
+class UserChange(Body):
+    role: Role | None = None
+    status: UserStatus | None = None
+
+
+class UserDetailOut(msgspec.Struct):
+    user: UserOut
+    bookings: int
+    # Null when Redis cannot be reached.
+    live_holds: int | None
 
 
 @get("/users", roles=ADMINS)
 async def list_users(
     db_session: deps.DbSession,
+    role: FromQuery[Role | None] = None,
+    status: FromQuery[UserStatus | None] = None,
+    email: Annotated[str | None, QueryParameter(min_length=1, max_length=254)] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     offset: Annotated[int, QueryParameter(ge=0)] = 0,
 ) -> OffsetPage[UserOut]:
-    rows, total = await users.list_users(db_session, limit, offset)
+    narrowed = users.UserFilter(role, status, email)
+    rows, total = await users.list_users(db_session, narrowed, limit, offset)
     return OffsetPage([user_out(u) for u in rows], total, limit, offset)
 
 
+@get("/users/{user_id:uuid}", roles=ADMINS)
+async def show_user(
+    user_id: FromPath[uuid.UUID], db_session: deps.DbSession, redis: deps.Redis
+) -> UserDetailOut:
+    activity = await user_admin.describe_user(db_session, redis, user_id)
+    return UserDetailOut(user_out(activity.user), activity.bookings, activity.live_holds)
+
+
 @patch("/users/{user_id:uuid}", roles=ADMINS)
-async def change_role(
+async def change_user(
     user_id: FromPath[uuid.UUID],
-    data: JSONBody[RoleChange],
+    data: JSONBody[UserChange],
     principal: deps.Caller,
     db_session: deps.DbSession,
+    holds: deps.Holds,
+    settings: deps.Settings,
 ) -> UserOut:
-    if user_id == principal.id:
-        raise Forbidden("admins cannot change their own role")
-    return user_out(await users.change_role(db_session, user_id, data.role))
+    change = (data.role, data.status)
+    user = await user_admin.change_user(db_session, holds, settings, principal.id, user_id, change)
+    return user_out(user)
 
 
-admin_router = Router("/api/admin", route_handlers=[list_users, change_role], tags=["admin"])
+admin_router = Router(
+    "/api/admin", route_handlers=[list_users, show_user, change_user], tags=["admin"]
+)

@@ -7,9 +7,11 @@ only holds may depend on Redis.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from seatlock import keys
-from seatlock.errors import TooManyRequests
+from seatlock.errors import DomainError, TooManyRequests
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.settings import Settings
 
@@ -55,3 +57,23 @@ async def clear_account_failures(redis: RedisClient, email: str) -> None:
         await redis.delete(keys.login_failures_for_account(email))
     except REDIS_DOWN:
         logger.warning("sign-in throttle unavailable: Redis is unreachable")
+
+
+@asynccontextmanager
+async def password_attempt(
+    redis: RedisClient,
+    settings: Settings,
+    email: str,
+    address: str,
+    refused: type[DomainError],
+) -> AsyncIterator[None]:
+    """A password check that counts like a sign-in: refused while the account or the
+    address is throttled; a `refused` error counts as a failure; success clears the
+    account's failures."""
+    await check_login_allowed(redis, settings, email, address)
+    try:
+        yield
+    except refused:
+        await record_login_failure(redis, settings, email, address)
+        raise
+    await clear_account_failures(redis, email)

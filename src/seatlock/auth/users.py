@@ -1,9 +1,10 @@
-"""Accounts: registration, password sign-in and role changes."""
+"""Accounts: registration, password sign-in, and finding accounts."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -11,12 +12,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.passwords import hash_password, verify_password
 from seatlock.auth.tokens import Principal
-from seatlock.errors import Conflict, NotFound, Unauthorized
-from seatlock.models import Role, User
+from seatlock.errors import Conflict, Forbidden, NotFound, Unauthorized
+from seatlock.models import Role, User, UserStatus
+
+DISABLED = "this account is disabled"
+EMAIL_TAKEN = "an account with this email already exists"
 
 
-def principal_of(user: User) -> Principal:
-    return Principal(id=user.id, role=user.role, email=user.email)
+@dataclass(frozen=True)
+class UserFilter:
+    """What an admin's list of accounts is narrowed to; None matches everything."""
+
+    role: Role | None = None
+    status: UserStatus | None = None
+    # Part of the email, matched without regard to case.
+    email: str | None = None
+
+
+def principal_of(user: User, session_id: uuid.UUID | None = None) -> Principal:
+    return Principal(
+        id=user.id,
+        role=user.role,
+        email=user.email,
+        generation=user.token_generation,
+        session_id=session_id,
+    )
 
 
 def normalise_email(email: str) -> str:
@@ -37,20 +57,24 @@ async def register_user(
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
-        raise Conflict("an account with this email already exists") from exc
+        raise Conflict(EMAIL_TAKEN) from exc
     return user
+
+
+async def check_password(user: User | None, password: str) -> bool:
+    # Hashing takes tens of milliseconds of CPU: off the event loop, so that a burst of
+    # sign-ins does not stall the holds served by the same worker.
+    return await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
 
 
 async def authenticate(session: AsyncSession, email: str, password: str) -> User:
     user = await session.scalar(select(User).where(User.email == normalise_email(email)))
     # Verified even when there is no such user, so both failures look and take the same.
-    # Hashing takes tens of milliseconds of CPU: off the event loop, so that a burst of
-    # sign-ins does not stall the holds served by the same worker.
-    verified = await asyncio.to_thread(
-        verify_password, user.password_hash if user else None, password
-    )
-    if not verified or user is None:
+    if not await check_password(user, password) or user is None:
         raise Unauthorized("the email or password is wrong")
+    # Told only to whoever knows the password.
+    if user.status is UserStatus.DISABLED:
+        raise Forbidden(DISABLED)
     return user
 
 
@@ -61,16 +85,23 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User:
     return user
 
 
-async def list_users(session: AsyncSession, limit: int, offset: int) -> tuple[list[User], int]:
-    total = await session.scalar(select(func.count()).select_from(User)) or 0
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_users(
+    session: AsyncSession, narrowed: UserFilter, limit: int, offset: int
+) -> tuple[list[User], int]:
+    wanted = select(User)
+    if narrowed.role is not None:
+        wanted = wanted.where(User.role == narrowed.role)
+    if narrowed.status is not None:
+        wanted = wanted.where(User.status == narrowed.status)
+    if narrowed.email:
+        wanted = wanted.where(User.email.ilike(_like(narrowed.email.strip()), escape="\\"))
+    total = await session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
     rows = await session.scalars(
-        select(User).order_by(User.created_at, User.id).limit(limit).offset(offset)
+        wanted.order_by(User.created_at, User.id).limit(limit).offset(offset)
     )
     return list(rows), total
-
-
-async def change_role(session: AsyncSession, user_id: uuid.UUID, role: Role) -> User:
-    user = await get_user(session, user_id)
-    user.role = role
-    await session.commit()
-    return user

@@ -15,7 +15,6 @@ from msgspec import UNSET
 
 from seatlock import deps
 from seatlock.auth.access import ADMINS, PUBLIC, STAFF
-from seatlock.errors import Unavailable
 from seatlock.events import events, images, listings
 from seatlock.events.events import EventChanges, EventCreate, EventView
 from seatlock.events.seatmaps import SeatRow, seat_rows
@@ -194,15 +193,15 @@ async def get_seats(
     db_session: deps.DbSession,
     viewer: deps.Viewer,
     holds: deps.Holds,
+    redis_breaker: deps.RedisBreaker,
 ) -> SeatMapOut:
     """Every seat with its state: PostgreSQL's, with live holds from Redis on top."""
     await events.visible_event(db_session, event_id, viewer)
     rows = await seat_rows(db_session, event_id)
-    try:
-        held, shown = await holds.held_seats(event_id), True
-    except Unavailable:
-        # Reads keep working without Redis; they just cannot show holds.
-        held, shown = {}, False
+    # Reads keep working without Redis, and at their usual speed: they just cannot show
+    # holds while Redis fails, or for a moment after (the breaker).
+    no_holds: dict[uuid.UUID, HeldSeat] = {}
+    held, shown = await redis_breaker.attempt(lambda: holds.held_seats(event_id), no_holds)
     viewer_id = viewer.id if viewer else None
     return SeatMapOut(event_id, shown, [_seat_out(seat, held, viewer_id) for seat in rows])
 

@@ -8,16 +8,17 @@ import asyncio
 import contextlib
 
 from seatlock.holds.store import HoldStore
-from seatlock.redis_client import REDIS_DOWN
+from seatlock.redis_client import Breaker
 
 # How soon after Redis is back a stale cache is dropped.
 REPAIR_INTERVAL_SECONDS = 0.5
 
 
-async def repair_until(stop: asyncio.Event, store: HoldStore) -> None:
+async def repair_until(stop: asyncio.Event, store: HoldStore, breaker: Breaker) -> None:
+    """Until `stop`, try every half second; the breaker keeps a frozen Redis from holding
+    the loop up (or being asked again) while it is known to be failing."""
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), REPAIR_INTERVAL_SECONDS)
         if store.stale_events:
-            with contextlib.suppress(*REDIS_DOWN):
-                await store.repair_stale()
+            await breaker.attempt(store.repair_stale, None)

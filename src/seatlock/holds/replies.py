@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from seatlock.errors import Conflict, Gone, NotFound, SeatConflict, Unavailable
+from seatlock.errors import Busy, Conflict, Gone, NotFound, SeatConflict, Unavailable
 
 # The reason reported when conflicts differ: the most lasting one wins.
 REASON_ORDER = ("sold", "reserved", "held", "limit")
@@ -71,7 +71,7 @@ def refusal(reply: list[str]) -> Exception:
     if answer == "gone":
         return Gone("the hold has expired or was released")
     if answer == "converting":
-        return Conflict("the hold is being turned into a booking")
+        return Busy("the hold is being turned into a booking")
     if answer == "late":
         # Redis answered after the caller's deadline and did nothing.
         return Unavailable("seat holds are unavailable right now; please retry shortly")

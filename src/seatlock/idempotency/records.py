@@ -1,18 +1,38 @@
 """Idempotency keys: a retried request with the same key and body replays the stored
-response instead of doing the work again. Keys are scoped per user and route, kept 24 h."""
+response instead of doing the work again. Keys are scoped per user and route, kept 24 h.
+
+A key is claimed one of two ways, and neither can leave it stuck:
+- without a lease, inside the transaction of the work it guards (a booking): the claim
+  commits with the answer or not at all;
+- with a lease, committed with the first transaction of work that calls a provider between
+  transactions (a payment). Once the lease is over, a retry with the same key and body takes
+  the key over and is told what the lapsed attempt made (`Claim.earlier`), to finish it.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    and_,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from seatlock.errors import Conflict, DomainError, InvalidInput
+from seatlock.errors import Busy, DomainError, InvalidInput
 from seatlock.models import IdempotencyRecord
 
 KEEP_FOR = timedelta(hours=24)
@@ -23,6 +43,18 @@ class MissingIdempotencyKey(DomainError):
     status = 400
     slug = "idempotency-key-required"
     title = "An Idempotency-Key header is required"
+
+
+class KeyInUse(Busy):
+    slug = "idempotency-key-in-use"
+    title = "A request with this Idempotency-Key is still being processed"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"a request with this Idempotency-Key is still being processed; retry in "
+            f"{retry_after} s for its answer"
+        )
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -37,6 +69,12 @@ class Claim:
     user_id: uuid.UUID
     route: str
     key: str
+    # The lease this claim holds, None for a claim inside the work's own transaction. It
+    # fences the claim's later writes: once a retry has taken the key over, they match
+    # nothing.
+    lease: datetime | None = None
+    # What the attempt whose lease lapsed had made (see `remember`), for this one to finish.
+    earlier: uuid.UUID | None = None
 
 
 def _checked_key(key: str | None) -> str:
@@ -49,80 +87,110 @@ def _checked_key(key: str | None) -> str:
     return key
 
 
+def _clock() -> ColumnElement[datetime]:
+    # PostgreSQL's clock, the same for every service process, and the time of the statement
+    # rather than of its transaction's start.
+    return func.clock_timestamp(type_=DateTime(timezone=True))
+
+
 async def claim(
-    session: AsyncSession, user_id: uuid.UUID, route: str, key: str | None, request: bytes
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    route: str,
+    key: str | None,
+    request: bytes,
+    lease: timedelta | None = None,
 ) -> Claim | StoredResponse:
     """Claim a key for a new request inside the session's transaction, or return the stored
-    response of an earlier one. Nothing is committed: a claim made here lives and dies with
-    the work it guards, so a crash or an outage never leaves the key stuck. A concurrent
-    request with the same key waits on the claimed row until this transaction ends."""
-    checked = Claim(user_id, route, _checked_key(key))
+    response of an earlier one. Nothing is committed here. A concurrent request with the
+    same key waits on the claimed row until this transaction ends; one that finds the key
+    claimed under a live lease gets KeyInUse."""
+    checked = _checked_key(key)
     digest = hashlib.sha256(request).hexdigest()
     now = datetime.now(UTC)
-    fresh = {"request_hash": digest, "expires_at": now + KEEP_FOR}
     statement = insert(IdempotencyRecord).values(
-        user_id=user_id, route=route, key=checked.key, **fresh
+        user_id=user_id,
+        route=route,
+        key=checked,
+        request_hash=digest,
+        expires_at=now + KEEP_FOR,
+        locked_until=_clock() + lease if lease else None,
     )
-    # One statement claims a new key or takes over an expired record of it.
-    inserted = await session.scalar(
-        statement.on_conflict_do_update(
-            index_elements=["user_id", "route", "key"],
-            set_={
-                **fresh,
-                "response_status": None,
-                "response_body": None,
-                "response_media_type": None,
-            },
-            where=IdempotencyRecord.expires_at < now,
-        ).returning(IdempotencyRecord.key)
+    expired = IdempotencyRecord.expires_at < now
+    # An attempt that never answered and whose lease is over (or that had none, written by
+    # a process of an earlier version) died or gave up: the same request may take over.
+    lapsed = and_(
+        IdempotencyRecord.response_status.is_(None),
+        IdempotencyRecord.request_hash == digest,
+        or_(IdempotencyRecord.locked_until.is_(None), IdempotencyRecord.locked_until < _clock()),
     )
-    if inserted is not None:
-        return checked
-    record = await session.get(
-        IdempotencyRecord, (user_id, route, checked.key), populate_existing=True
-    )
-    if record is None:  # removed by a concurrent abandon: try again as new
-        return await claim(session, user_id, route, key, request)
+    # One statement claims a new key, takes over a lapsed attempt or an expired record.
+    claimed = (
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["user_id", "route", "key"],
+                set_={
+                    "request_hash": digest,
+                    "expires_at": statement.excluded.expires_at,
+                    "locked_until": statement.excluded.locked_until,
+                    "response_status": None,
+                    "response_body": None,
+                    "response_media_type": None,
+                    "resource_id": case((expired, None), else_=IdempotencyRecord.resource_id),
+                },
+                where=or_(expired, lapsed),
+            ).returning(IdempotencyRecord.locked_until, IdempotencyRecord.resource_id)
+        )
+    ).one_or_none()
+    if claimed is not None:
+        return Claim(user_id, route, checked, claimed.locked_until, claimed.resource_id)
+    record = await session.get(IdempotencyRecord, (user_id, route, checked), populate_existing=True)
+    if record is None:  # removed by a concurrent purge: try again as new
+        return await claim(session, user_id, route, key, request, lease)
     if record.request_hash != digest:
         raise InvalidInput("this Idempotency-Key was used with a different request")
     if record.response_status is None or record.response_body is None:
-        raise Conflict("a request with this Idempotency-Key is still being processed")
+        raise KeyInUse(_seconds_until(record.locked_until))
     return StoredResponse(
         record.response_status, record.response_body, record.response_media_type or ""
     )
 
 
-async def begin(
-    session: AsyncSession, user_id: uuid.UUID, route: str, key: str | None, request: bytes
-) -> Claim | StoredResponse:
-    """Claim a key and commit the claim, for work that cannot share its transaction."""
-    claimed = await claim(session, user_id, route, key, request)
-    await session.commit()
-    return claimed
+def _seconds_until(moment: datetime | None) -> int:
+    left = (moment - datetime.now(UTC)).total_seconds() if moment else 0
+    return max(1, math.ceil(left))
 
 
-async def store(session: AsyncSession, claimed: Claim, response: StoredResponse) -> None:
-    """Record the answer of a claimed key, in the session's transaction."""
+async def remember(session: AsyncSession, claimed: Claim, resource_id: uuid.UUID) -> None:
+    """Record, in the claim's transaction, what the work made before its outside call."""
     await session.execute(
+        update(IdempotencyRecord).where(*_identifies(claimed)).values(resource_id=resource_id)
+    )
+
+
+async def store(session: AsyncSession, claimed: Claim, response: StoredResponse) -> bool:
+    """Record the answer of a claimed key, in the session's transaction. False when the
+    claim is no longer this request's (a retry took it over): the caller rolls back."""
+    result = await session.execute(
         update(IdempotencyRecord)
-        .where(*_identifies(claimed))
+        .where(*_held(claimed))
         .values(
             response_status=response.status,
             response_body=response.body,
             response_media_type=response.media_type,
+            locked_until=None,
         )
     )
+    return bool(getattr(result, "rowcount", 0))
 
 
-async def finish(session: AsyncSession, claimed: Claim, response: StoredResponse) -> None:
-    await store(session, claimed, response)
-    await session.commit()
-
-
-async def abandon(session: AsyncSession, claimed: Claim) -> None:
-    """Forget a claim whose request failed unexpectedly, so that a retry can run."""
+async def release(session: AsyncSession, claimed: Claim) -> None:
+    """Give up a leased claim whose request failed without an answer: the next retry takes
+    the key over at once, and finishes or replaces what this attempt made."""
     await session.rollback()
-    await session.execute(delete(IdempotencyRecord).where(*_identifies(claimed)))
+    await session.execute(
+        update(IdempotencyRecord).where(*_held(claimed)).values(locked_until=_clock())
+    )
     await session.commit()
 
 
@@ -131,6 +199,16 @@ def _identifies(claimed: Claim) -> list[ColumnElement[bool]]:
         IdempotencyRecord.user_id == claimed.user_id,
         IdempotencyRecord.route == claimed.route,
         IdempotencyRecord.key == claimed.key,
+    ]
+
+
+def _held(claimed: Claim) -> list[ColumnElement[bool]]:
+    """The claim's record, as long as this request still holds it."""
+    lease = IdempotencyRecord.locked_until
+    return [
+        *_identifies(claimed),
+        IdempotencyRecord.response_status.is_(None),
+        lease.is_(None) if claimed.lease is None else lease == claimed.lease,
     ]
 
 

@@ -1,5 +1,5 @@
-"""Payments: initiated with a provider, verified exactly once, refunded when a seat cannot
-be delivered. No lock, Redis or PostgreSQL, is held while a provider is called."""
+"""Payments: verified exactly once, refunded when a seat cannot be delivered (initiation
+is in `initiation`). No lock, Redis or PostgreSQL, is held while a provider is called."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
-from seatlock.bookings.bookings import get_booking
 from seatlock.bookings.seats import take_seats
 from seatlock.errors import Conflict, InvalidInput, NotFound
 from seatlock.holds.store import HoldStore
@@ -27,8 +26,8 @@ from seatlock.models import (
     ProviderNotification,
     SeatState,
 )
-from seatlock.payments.providers.base import Checkout, InvalidCallback, Outcome, PaymentProvider
-from seatlock.redis_client import best_effort
+from seatlock.payments.providers.base import InvalidCallback, Outcome, PaymentProvider
+from seatlock.redis_client import Breaker
 
 logger = logging.getLogger("seatlock")
 
@@ -49,61 +48,6 @@ async def get_payment(
     return payment
 
 
-async def initiate_payment(
-    session: AsyncSession,
-    providers: Providers,
-    principal: Principal,
-    booking_id: uuid.UUID,
-    method: PaymentMethod,
-    return_url: str,
-) -> Payment:
-    booking = await get_booking(session, principal, booking_id)
-    if booking.user_id != principal.id:
-        raise NotFound("no such booking")
-    if booking.status is not BookingStatus.PENDING_PAYMENT:
-        raise Conflict(f"the booking is {booking.status.value.replace('_', ' ')}")
-    event_status = await session.scalar(select(Event.status).where(Event.id == booking.event_id))
-    if event_status is EventStatus.CANCELLED:
-        raise Conflict("the event was cancelled")
-    provider = providers[method]
-    if provider.currencies is not None and booking.currency not in provider.currencies:
-        raise InvalidInput(
-            f"{method.value} takes {', '.join(sorted(provider.currencies))}; "
-            f"the booking is in {booking.currency}"
-        )
-    payment = Payment(
-        booking_id=booking.id,
-        event_id=booking.event_id,
-        user_id=principal.id,
-        method=method,
-        provider=provider.name,
-        amount_minor=booking.total_minor,
-        currency=booking.currency,
-        status=PaymentStatus.INITIATED,
-    )
-    session.add(payment)
-    await session.commit()
-    checkout = Checkout(
-        payment_id=payment.id,
-        booking_id=booking.id,
-        amount_minor=booking.total_minor,
-        currency=booking.currency,
-        description=f"Booking {booking.id}",
-        return_url=return_url,
-        customer_email=principal.email,
-    )
-    try:
-        initiated = await provider.initiate(checkout)
-    except Exception:
-        payment.status, payment.failure_reason = PaymentStatus.FAILED, "initiation failed"
-        await session.commit()
-        raise
-    payment.provider_reference = initiated.provider_reference
-    payment.checkout_url = initiated.checkout_url
-    await session.commit()
-    return payment
-
-
 def _provider_of(providers: Providers, payment: Payment) -> PaymentProvider:
     return providers[payment.method]
 
@@ -111,6 +55,7 @@ def _provider_of(providers: Providers, payment: Payment) -> PaymentProvider:
 async def verify_payment(
     session: AsyncSession,
     store: HoldStore,
+    breaker: Breaker,
     providers: Providers,
     principal: Principal,
     payment_id: uuid.UUID,
@@ -122,12 +67,13 @@ async def verify_payment(
     # Ends the read transaction: nothing is held while the provider answers.
     await session.commit()
     outcome = await _provider_of(providers, payment).verify(payment.provider_reference, callback)
-    return await settle(session, store, providers, payment.id, outcome)
+    return await settle(session, store, breaker, providers, payment.id, outcome)
 
 
 async def receive_webhook(
     session: AsyncSession,
     store: HoldStore,
+    breaker: Breaker,
     providers: Providers,
     provider_name: str,
     raw_body: bytes,
@@ -148,7 +94,7 @@ async def receive_webhook(
     if payment_id is None:
         raise InvalidCallback("the notification names no payment of ours")
     notice = (provider_name, outcome.provider_event_id)
-    await settle(session, store, providers, payment_id, outcome, notification=notice)
+    await settle(session, store, breaker, providers, payment_id, outcome, notification=notice)
 
 
 async def _first_notice(session: AsyncSession, notification: tuple[str, str]) -> bool:
@@ -167,6 +113,7 @@ async def _first_notice(session: AsyncSession, notification: tuple[str, str]) ->
 async def settle(
     session: AsyncSession,
     store: HoldStore,
+    breaker: Breaker,
     providers: Providers,
     payment_id: uuid.UUID,
     outcome: Outcome,
@@ -201,7 +148,14 @@ async def settle(
     sold = await _confirm(session, payment)
     await session.commit()
     if sold:
-        await best_effort(store.mark_taken(payment.event_id, SeatState.SOLD, sold))
+        # Redis only mirrors the sale (its cache is rebuilt from PostgreSQL when stale): the
+        # breaker spares the buyer the Redis timeout while Redis is down or frozen.
+        _, mirrored = await breaker.attempt(
+            lambda: store.mark_taken(payment.event_id, SeatState.SOLD, sold), None
+        )
+        if not mirrored:
+            # Redis's cache of sold seats is dropped once Redis answers again.
+            store.stale_events.add(payment.event_id)
     else:
         await refund(session, providers, payment)
     return payment

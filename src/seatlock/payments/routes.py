@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
@@ -13,9 +13,9 @@ from litestar.params import FromPath, JSONBody
 from seatlock import deps
 from seatlock.auth.access import PUBLIC, SIGNED_IN
 from seatlock.bodies import Body
-from seatlock.idempotency.replays import run_idempotently
+from seatlock.idempotency.replays import Lease, run_with_lease
 from seatlock.models import Payment, PaymentMethod, PaymentStatus
-from seatlock.payments import payments
+from seatlock.payments import initiation, payments
 
 CallbackValue = Annotated[str, msgspec.Meta(max_length=4096)]
 MAX_WEBHOOK_BYTES = 65_536
@@ -64,13 +64,15 @@ async def initiate(
 ) -> Response[bytes]:
     return_url = data.return_url or f"{settings.public_base_url}/api/bookings/{data.booking_id}"
 
-    async def start() -> PaymentOut:
-        payment = await payments.initiate_payment(
-            db_session, providers, principal, data.booking_id, data.method, return_url
+    async def start(lease: Lease[Payment]) -> Payment:
+        return await initiation.initiate_payment(
+            db_session, providers, principal, data.booking_id, data.method, return_url, lease
         )
-        return payment_out(payment)
 
-    return await run_idempotently(request, db_session, principal.id, data, 201, start)
+    lease = timedelta(seconds=settings.idempotency_lease_seconds)
+    return await run_with_lease(
+        request, db_session, principal.id, data, 201, lease, payment_out, start
+    )
 
 
 @post("/verify", roles=SIGNED_IN, status_code=200)
@@ -79,10 +81,11 @@ async def verify(
     principal: deps.Caller,
     db_session: deps.DbSession,
     holds: deps.Holds,
+    redis_breaker: deps.RedisBreaker,
     providers: deps.Providers,
 ) -> PaymentOut:
     payment = await payments.verify_payment(
-        db_session, holds, providers, principal, data.payment_id, data.callback
+        db_session, holds, redis_breaker, providers, principal, data.payment_id, data.callback
     )
     return payment_out(payment)
 
@@ -105,11 +108,14 @@ async def webhook(
     request: Request[Any, Any, Any],
     db_session: deps.DbSession,
     holds: deps.Holds,
+    redis_breaker: deps.RedisBreaker,
     providers: deps.Providers,
 ) -> None:
     # The raw body: providers sign the exact bytes they sent.
     raw = await request.body()
-    await payments.receive_webhook(db_session, holds, providers, provider, raw, request.headers)
+    await payments.receive_webhook(
+        db_session, holds, redis_breaker, providers, provider, raw, request.headers
+    )
 
 
 payments_router = Router(
