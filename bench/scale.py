@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ import httpx
 import msgspec
 from sqlalchemy import NullPool, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import conditions, cpu, loadgen, sale
 from seatlock.auth.tokens import Principal
