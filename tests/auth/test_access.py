@@ -108,6 +108,13 @@ async def test_role_guard_matrix_over_every_route(
                 method, _concrete(path), headers=tokens[caller], json=body
             )
             answer = _guard_answer(response)
+            # Signing out the other sessions voids the caller's older tokens and hands it a
+            # new one, which the rest of the matrix must use.
+            is_json = response.headers.get("content-type", "").startswith("application/json")
+            if caller is not None and response.status_code == 200 and is_json:
+                renewed = response.json()
+                if isinstance(renewed, dict) and "access_token" in renewed:
+                    tokens[caller] = {"Authorization": f"Bearer {renewed['access_token']}"}
             if answer != _expected(roles, caller):
                 who = caller.value if caller else "anonymous"
                 mismatches.append(f"{method} {path} as {who}: {response.status_code} {answer}")

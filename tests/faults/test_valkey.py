@@ -1,10 +1,13 @@
-"""Redis's cache of reserved and sold seats is repaired as soon as Redis is back: a write
-PostgreSQL committed while Valkey was down marks the event stale, and the next hold after
-Valkey's restart sees what PostgreSQL says, not what Valkey kept on disk."""
+"""Valkey down, restarted or frozen: Redis's cache of reserved and sold seats is repaired as
+soon as Valkey is back (a write PostgreSQL committed meanwhile marks the event stale, and
+the next hold sees what PostgreSQL says, not what Valkey kept on disk), and a hold answered
+503 while Valkey was frozen never appears afterwards."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -13,10 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock import keys
 from seatlock.embedded.valkey import EmbeddedValkey
-from seatlock.holds.store import HoldStore
+from seatlock.holds.store import DEADLINE_BUDGET_MS, HoldStore
+from seatlock.redis_client import hash_fields
 from tests.buying import booked
 from tests.clients import Client, ClientWith, UserFactory
 from tests.factories import create_event
@@ -113,3 +119,30 @@ async def test_valkey_dying_between_claim_and_commit_leaves_the_seat_reserved_in
     assert booking["status"] == "pending_payment"
     assert _refused_as_reserved(refused), refused.text
     assert await assert_consistent(engine, event.id) == 1
+
+
+async def test_a_hold_answered_503_while_valkey_was_frozen_never_appears(
+    own_valkey: EmbeddedValkey, client_with: ClientWith, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    seat = event.seat_ids[0]
+    async with client_with(redis_url=own_valkey.url) as client:
+        buyer = await make_user()
+        await _ask_for_seat(client, buyer, event.id, event.seat_ids[1], _granted)  # warm
+        assert own_valkey.process is not None
+        os.kill(own_valkey.process.pid, signal.SIGSTOP)
+        try:
+            # The script is queued in the frozen Valkey while the client gives up.
+            refused = await client.post(
+                f"/api/events/{event.id}/holds", json={"seat_ids": [str(seat)]}, headers=buyer
+            )
+            await asyncio.sleep(DEADLINE_BUDGET_MS / 1000 + 0.5)
+        finally:
+            os.kill(own_valkey.process.pid, signal.SIGCONT)
+    # The app's own client lives on the app's loop: ask Valkey with one of the test's.
+    redis = Redis.from_url(own_valkey.url, decode_responses=True)
+    holders = await hash_fields(redis, keys.held_seats(event.id))
+    await redis.aclose()
+
+    assert refused.status_code == 503, refused.text
+    assert str(seat) not in holders
