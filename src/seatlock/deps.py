@@ -6,6 +6,7 @@ Handlers name a dependency by parameter name and mark it with one of the aliases
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from litestar import Request
@@ -18,7 +19,6 @@ from seatlock.auth.access import provide_principal, provide_viewer
 from seatlock.auth.tokens import Principal
 from seatlock.events.images import ImageStore
 from seatlock.holds.on_sale import OnSaleCache
-from seatlock.holds.placement import HoldDesk
 from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
 from seatlock.payments.providers.base import PaymentProvider
@@ -37,8 +37,21 @@ OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
 Caller: TypeAlias = NamedDependency[Principal]
-Desk: TypeAlias = NamedDependency[HoldDesk]
 Viewer: TypeAlias = NamedDependency[Principal | None]
+
+
+@dataclass(frozen=True)
+class HoldDesk:
+    """What a hold request works with, provided as one dependency: Litestar resolves
+    several dependencies of a handler in a task group, which costs the hot path more than
+    the dependencies themselves."""
+
+    caller: Principal
+    holds: HoldStore
+    on_sale: OnSaleCache
+
+
+Desk: TypeAlias = NamedDependency[HoldDesk]
 
 
 def _state_value(name: str) -> Provide:

@@ -14,6 +14,9 @@ class DomainError(Exception):
     slug = "bad-request"
     title = "Bad request"
 
+    # Seconds after which the same request may succeed, sent as Retry-After where set.
+    retry_after: int | None = None
+
     def __init__(self, detail: str, field: str | None = None) -> None:
         super().__init__(detail)
         self.detail = detail

@@ -16,8 +16,7 @@ from litestar.plugins.problem_details import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from seatlock.errors import DomainError, TooManyRequests, Unauthorized
-from seatlock.idempotency.records import KeyInUse
+from seatlock.errors import DomainError, Unauthorized
 
 logger = logging.getLogger("seatlock")
 
@@ -33,7 +32,7 @@ def _phrase(status: int) -> str:
 
 def from_domain_error(exc: DomainError) -> ProblemDetailsException:
     headers: dict[str, str] = {}
-    if isinstance(exc, TooManyRequests | KeyInUse):
+    if exc.retry_after is not None:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"

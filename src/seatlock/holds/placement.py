@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from seatlock.auth.tokens import Principal
 from seatlock.errors import Conflict, InvalidInput, NotFound, UnknownSeats
 from seatlock.holds import best_available
 from seatlock.holds.on_sale import EventFacts, OnSaleCache
 from seatlock.holds.replies import Hold
 from seatlock.holds.store import HoldPolicy, HoldStore, TakenSnapshot
 from seatlock.models import EventStatus, Seat, SeatState
-
-
-@dataclass(frozen=True)
-class HoldDesk:
-    """What a hold request works with, provided as one dependency: Litestar resolves
-    several dependencies of a handler in a task group, which costs the hot path more than
-    the dependencies themselves."""
-
-    caller: Principal
-    holds: HoldStore
-    on_sale: OnSaleCache
 
 
 class NotOnSale(Conflict):
