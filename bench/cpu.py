@@ -42,7 +42,11 @@ def _pids() -> Iterator[int]:
     return (int(p.name) for p in PROC.iterdir() if p.name.isdigit())
 
 
-def _listening_inodes(port: int) -> set[str]:
+LISTEN, ESTABLISHED = "0A", "01"
+
+
+def _socket_inodes(port: int, state: str) -> set[str]:
+    """The sockets in TCP `state` whose local port is `port`."""
     inodes = set()
     for table in ("tcp", "tcp6"):
         try:
@@ -51,28 +55,40 @@ def _listening_inodes(port: int) -> set[str]:
             continue
         for line in lines:
             fields = line.split()
-            # local address is ADDR:PORT in hex; state 0A is LISTEN.
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            # local address is ADDR:PORT in hex.
+            if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
                 inodes.add(fields[9])
     return inodes
 
 
-def listening_root(port: int) -> int | None:
-    """The topmost process holding the socket that listens on `port`."""
-    wanted = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
-    holders = set()
+def _holders(inodes: set[str]) -> dict[int, int]:
+    """The processes holding any of these sockets, with how many each holds."""
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    holders = {}
     for pid in _pids():
         try:
             links = {os.readlink(fd) for fd in (PROC / str(pid) / "fd").iterdir()}
         except OSError:
             continue
-        if links & wanted:
-            holders.add(pid)
+        if held := len(links & wanted):
+            holders[pid] = held
+    return holders
+
+
+def listening_root(port: int) -> int | None:
+    """The topmost process holding the socket that listens on `port`."""
+    holders = _holders(_socket_inodes(port, LISTEN))
     for pid in holders:
         found = stat(pid)
         if found is not None and found.ppid not in holders:
             return pid
     return None
+
+
+def connections_by_process(port: int) -> dict[int, int]:
+    """How many open connections to `port` (its server's side) each process holds: how
+    the operating system spread them over a server's workers."""
+    return _holders(_socket_inodes(port, ESTABLISHED))
 
 
 def tree_ticks(root: int) -> int:

@@ -11,9 +11,11 @@ comes from the seed and its number alone, so both designs get the same crowd.
 from __future__ import annotations
 
 import asyncio
+import base64
 import random
 from dataclasses import dataclass
 from itertools import groupby
+from typing import Protocol
 
 import msgspec
 
@@ -23,6 +25,8 @@ from bench.steps import Ask, Buyer, Claim, Conflicted, Design, Sale, pay, timed
 from bench.wire import WireError
 
 QUANTITIES = ((1, 0.2), (2, 0.45), (3, 0.15), (4, 0.2))
+# A snapshot read answered 304 is recorded under this step.
+UNCHANGED = {304: "read_unchanged"}
 # Windows of adjacent seats a front-row buyer chooses among: small, so buyers collide.
 FRONT_CHOICES = 3
 MAX_RETRY_SECONDS = 2.0
@@ -80,7 +84,43 @@ class _SeatMap(msgspec.Struct):
     seats: list[_SeatState]
 
 
+class _Row(msgspec.Struct):
+    first_index: int
+    seat_ids: list[str]
+
+
+class _Layout(msgspec.Struct):
+    seat_count: int
+    rows: list[_Row]
+
+
+class _SeatSet(msgspec.Struct):
+    count: int
+    # Sorted layout indexes, or base64 of one bit per seat (bit i % 8 of byte i // 8).
+    data: list[int] | str
+
+
+class _Snapshot(msgspec.Struct):
+    seat_count: int
+    held: _SeatSet
+    reserved: _SeatSet
+    sold: _SeatSet
+
+
 _read_map = msgspec.json.Decoder(_SeatMap).decode
+_read_layout = msgspec.json.Decoder(_Layout).decode
+_read_snapshot = msgspec.json.Decoder(_Snapshot).decode
+
+
+def seat_indexes(seat_set: _SeatSet) -> list[int]:
+    """The layout indexes of a snapshot's seat set, in either encoding."""
+    if not isinstance(seat_set.data, str):
+        return seat_set.data
+    found = []
+    for at, byte in enumerate(base64.b64decode(seat_set.data)):
+        if byte:
+            found += [at * 8 + bit for bit in range(8) if byte >> bit & 1]
+    return found
 
 
 @dataclass(frozen=True)
@@ -90,19 +130,89 @@ class Availability:
     total: int
 
 
-async def read_availability(
-    buyer: Buyer, sale: Sale, seats: dict[str, SeatInfo], recorder: Recorder
-) -> Availability | None:
-    """What a buyer's page shows. The one place that reads it, so that a compact
-    availability endpoint can replace the full seat map here."""
-    path = f"/api/events/{sale.event_id}/seats"
-    reply = await timed(recorder, "read", buyer.service, "GET", path, None, buyer.headers)
-    if reply.status != 200:
-        recorder.error("read", f"HTTP {reply.status}")
-        return None
-    states = _read_map(reply.body).seats
-    free = [seats[s.id] for s in states if s.state == "available"]
-    return Availability(free, sum(1 for s in states if s.state == "sold"), len(states))
+class AvailabilityReads(Protocol):
+    async def read(self, buyer: Buyer, recorder: Recorder) -> Availability | None:
+        """What a buyer's page shows, or None when the read failed."""
+        ...
+
+
+class SeatMapReads:
+    """The full seat map (`GET /api/events/{id}/seats`) on every look: what plain
+    PostgreSQL offers."""
+
+    def __init__(self, sale: Sale, seats: dict[str, SeatInfo]) -> None:
+        self.path = f"/api/events/{sale.event_id}/seats"
+        self.seats = seats
+
+    async def read(self, buyer: Buyer, recorder: Recorder) -> Availability | None:
+        reply = await timed(recorder, "read", buyer.service, "GET", self.path, None, buyer.headers)
+        if reply.status != 200:
+            recorder.error("read", f"HTTP {reply.status}")
+            return None
+        states = _read_map(reply.body).seats
+        free = [self.seats[s.id] for s in states if s.state == "available"]
+        return Availability(free, sum(1 for s in states if s.state == "sold"), len(states))
+
+
+class SnapshotReads:
+    """Seatlock's page: the layout once per client process, then the availability snapshot
+    on every look, sent with the ETag of the buyer's last one: a 304 (recorded as step
+    `read_unchanged`) means the buyer's previous view is still current."""
+
+    def __init__(self, sale: Sale, seats: dict[str, SeatInfo]) -> None:
+        self.layout_path = f"/api/events/{sale.event_id}/layout"
+        self.path = f"/api/events/{sale.event_id}/availability"
+        self.seats = seats
+        self._by_index: list[SeatInfo] | None = None
+        self._loading = asyncio.Lock()
+        # Per buyer: the ETag of its last snapshot and what that showed.
+        self._views: dict[int, tuple[str, Availability]] = {}
+
+    async def _layout(self, buyer: Buyer, recorder: Recorder) -> list[SeatInfo] | None:
+        async with self._loading:
+            if self._by_index is None:
+                path = self.layout_path
+                reply = await timed(recorder, "layout", buyer.service, "GET", path)
+                if reply.status != 200:
+                    recorder.error("layout", f"HTTP {reply.status}")
+                    return None
+                layout = _read_layout(reply.body)
+                by_index = [self.seats[seat_id] for row in layout.rows for seat_id in row.seat_ids]
+                # Rows follow one another in layout order.
+                assert len(by_index) == layout.seat_count
+                assert all(by_index[r.first_index].id == r.seat_ids[0] for r in layout.rows)
+                self._by_index = by_index
+        return self._by_index
+
+    async def read(self, buyer: Buyer, recorder: Recorder) -> Availability | None:
+        by_index = await self._layout(buyer, recorder)
+        if by_index is None:
+            return None
+        seen = self._views.get(buyer.index)
+        headers = buyer.headers if seen is None else {**buyer.headers, "If-None-Match": seen[0]}
+        reply = await timed(
+            recorder, "read", buyer.service, "GET", self.path, None, headers, UNCHANGED
+        )
+        if reply.status == 304 and seen is not None:
+            return seen[1]
+        if reply.status != 200:
+            recorder.error("read", f"HTTP {reply.status}")
+            return None
+        snapshot = _read_snapshot(reply.body)
+        taken = {
+            i for s in (snapshot.held, snapshot.reserved, snapshot.sold) for i in seat_indexes(s)
+        }
+        free = [seat for index, seat in enumerate(by_index) if index not in taken]
+        view = Availability(free, snapshot.sold.count, snapshot.seat_count)
+        if etag := reply.headers.get("etag"):
+            self._views[buyer.index] = (etag, view)
+        return view
+
+
+def reads_for(design: Design, sale: Sale) -> AvailabilityReads:
+    """The read a design's buyers make: the snapshot where the design has one."""
+    seats = {s.id: s for s in sale.seats}
+    return SnapshotReads(sale, seats) if design.reads == "snapshot" else SeatMapReads(sale, seats)
 
 
 def _windows(pool: list[SeatInfo], size: int) -> list[list[SeatInfo]]:
@@ -142,7 +252,7 @@ class Crowd:
     ) -> None:
         self.sale, self.design, self.recorder, self.knobs = sale, design, recorder, knobs
         self.over = over
-        self.seats = {s.id: s for s in sale.seats}
+        self.reads = reads_for(design, sale)
 
     async def nap(self, seconds: float) -> bool:
         """Wait, or less if the sale ends meanwhile; True once it has ended."""
@@ -185,7 +295,7 @@ class Crowd:
     async def _try(self, buyer: Buyer, who: Persona, rng: random.Random) -> str:
         """One look at the page and one click; the outcome, or "refused"/"nothing free"
         to try again."""
-        seen = await read_availability(buyer, self.sale, self.seats, self.recorder)
+        seen = await self.reads.read(buyer, self.recorder)
         if seen is None:
             return "refused"
         if seen.sold == seen.total:

@@ -38,8 +38,8 @@ from bench import conditions
 from bench.recorder import summary
 from seatlock import keys
 from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
-from seatlock.holds.scripts import LUA_DIR, load_scripts, register_scripts
-from seatlock.holds.store import new_hold_id
+from seatlock.holds.scripts import load_scripts, register_scripts, script_source
+from seatlock.holds.store import HoldStore, new_hold_id
 from seatlock.redis_client import connect_redis
 from seatlock.settings import Settings
 
@@ -48,16 +48,14 @@ ScriptCall = Callable[[list[str], list[str | int]], Awaitable[Any]]
 # The service's hold policy defaults: 10 minutes, 2 extensions, 30 minutes at most.
 HOLD_ARGS: list[str | int] = [600_000, 2, 1_800_000]
 SEAT_CAP = 10
+# The caller's deadline on Redis's clock (ms): never reached in a benchmark.
+NO_DEADLINE = 2**52
 
 
 @dataclass(frozen=True)
 class HoldScripts:
     hold: ScriptCall
     release: ScriptCall
-
-
-def _source(name: str) -> str:
-    return (LUA_DIR / f"{name}.lua").read_text()
 
 
 @asynccontextmanager
@@ -93,8 +91,8 @@ async def core_redis(settings: Settings, callers: int) -> AsyncIterator[HoldScri
         max_connections=callers,
     )
     async with client:
-        hold_script = client.register_script(_source("hold"))
-        release_script = client.register_script(_source("release"))
+        hold_script = client.register_script(script_source("hold"))
+        release_script = client.register_script(script_source("release"))
         for script in (hold_script, release_script):
             await client.script_load(script.script)
 
@@ -137,7 +135,10 @@ async def _mark_ready(settings: Settings, event_id: uuid.UUID) -> None:
     # Without __ready__ the hold script asks for the reserved/sold cache to be rebuilt.
     admin = connect_redis(settings)
     try:
-        await cast("Awaitable[int]", admin.hset(keys.taken_seats(event_id), "__ready__", "1"))
+        fresh_until = int(time.time() * 1000) + 3_600_000
+        await cast(
+            "Awaitable[int]", admin.hset(keys.taken_seats(event_id), "__ready__", str(fresh_until))
+        )
     finally:
         await admin.aclose()
 
@@ -146,28 +147,22 @@ async def _caller(
     scripts: HoldScripts, event_id: uuid.UUID, seats: Sequence[str], deadline: float, tally: Tally
 ) -> None:
     owner = uuid.uuid4()
-    event_keys = [
-        keys.held_seats(event_id),
-        keys.taken_seats(event_id),
-        keys.event_holds(event_id),
-        keys.hold_sizes(event_id),
-        keys.owner_holds(event_id, owner),
-    ]
+    event_keys = HoldStore.event_keys(event_id, owner)
     while time.perf_counter() < deadline:
         hold_id = new_hold_id(event_id)
         hold_key = keys.hold(event_id, hold_id)
         begun = time.perf_counter()
         reply = await scripts.hold(
-            [*event_keys, hold_key], [hold_id, str(owner), *HOLD_ARGS, SEAT_CAP, *seats]
+            [*event_keys, hold_key],
+            [hold_id, str(owner), *HOLD_ARGS, SEAT_CAP, NO_DEADLINE, *seats],
         )
         held = time.perf_counter()
         tally.hold_ms.append((held - begun) * 1000)
         if reply[0] != "ok":
             tally.failures += 1
             continue
-        held_key, _, holds_key, sizes_key, owner_key = event_keys
         reply = await scripts.release(
-            [held_key, holds_key, sizes_key, owner_key, hold_key], [hold_id, str(owner), ""]
+            HoldStore.release_keys(event_id, owner, hold_id), [hold_id, str(owner), ""]
         )
         tally.release_ms.append((time.perf_counter() - held) * 1000)
         if reply[0] != "ok":

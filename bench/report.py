@@ -17,7 +17,9 @@ DESIGNS = {
     "baseline": ("one PostgreSQL transaction with SELECT ... FOR UPDATE", "lock_txn"),
 }
 STEPS = (
+    "layout",
     "read",
+    "read_unchanged",
     "hold",
     "lock_txn",
     "book",

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import msgspec
@@ -80,16 +81,18 @@ async def timed(
     path: str,
     json: Any = None,
     headers: dict[str, str] | None = None,
+    steps_by_status: Mapping[int, str] | None = None,
 ) -> Reply:
-    """One request, its latency recorded under `step`; a failed transport counts as an
-    error of that step and is raised again."""
+    """One request, its latency recorded under `step` (or the step `steps_by_status` names
+    for the answer's status); a failed transport counts as an error of `step` and is
+    raised again."""
     started = time.monotonic()
     try:
         reply = await conn.request(method, path, json, headers)
     except WireError as exc:
         recorder.error(step, f"transport {exc}")
         raise
-    recorder.latency(step, started)
+    recorder.latency((steps_by_status or {}).get(reply.status, step), started)
     return reply
 
 
@@ -132,12 +135,20 @@ async def contend(
     return Claim(answer["id"], [str(s) for s in answer["seats"]])
 
 
+# What a buyer's page reads to learn which seats are free: Seatlock's availability
+# snapshot (with the layout, once), or the full seat map, which plain PostgreSQL serves.
+Reads = Literal["snapshot", "seat_map"]
+
+
 class Design(Protocol):
     @property
     def mode(self) -> str: ...
 
     @property
     def contended_step(self) -> str: ...
+
+    @property
+    def reads(self) -> Reads: ...
 
     async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None: ...
 
@@ -153,6 +164,7 @@ class HoldThenBook:
     event_id: str
     mode: str = "redis"
     contended_step: str = "hold"
+    reads: Reads = "snapshot"
 
     async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None:
         path = f"/api/events/{self.event_id}/holds"
@@ -182,6 +194,7 @@ class LockAndBook:
     event_id: str
     mode: str = "baseline"
     contended_step: str = "lock_txn"
+    reads: Reads = "seat_map"
 
     async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None:
         assert buyer.baseline is not None

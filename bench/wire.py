@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +26,8 @@ class WireError(Exception):
 class Reply:
     status: int
     body: bytes
+    # Header names in lower case.
+    headers: dict[str, str] = field(default_factory=dict)
 
     def json(self) -> Any:
         return _decode(self.body)
@@ -107,7 +109,7 @@ class Connection:
             body = await self._reader.readexactly(int(fields.get("content-length", "0")))
         if fields.get("connection", "").lower() == "close":
             self.close()
-        return Reply(status, body)
+        return Reply(status, body, fields)
 
 
 def _head(raw: bytes) -> tuple[int, dict[str, str]]:

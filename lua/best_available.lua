@@ -5,14 +5,16 @@
 -- Cost: the rows looked at, not the event's size: full rows leave the open set and come
 -- back when a seat of theirs is freed (release, free_taken) or a hold on them runs out.
 -- KEYS[1] held   hash  seat id -> id of the hold on it
--- KEYS[2] taken  hash  seat id -> 'reserved' | 'sold'; __ready__ once loaded
+-- KEYS[2] taken  hash  seat id -> 'reserved' | 'sold'; __ready__ while fresh
 -- KEYS[3] holds  zset  hold id -> expiry (ms) of every hold of the event
--- KEYS[4] sizes  hash  hold id -> number of seats
+-- KEYS[4] hold_seats hash hold id -> its seats, comma-separated
 -- KEYS[5] owner  zset  hold id -> expiry (ms) of the owner's holds
--- KEYS[6] hold   hash  the new hold
--- KEYS[7] layout hash  see load_layout
--- KEYS[8] open   zset  row -> row, rows that may have a free seat
--- KEYS[9] reopen zset  row -> when (ms) a hold on that full row runs out
+-- KEYS[6] version string the event's availability version
+-- KEYS[7] changes stream the event's change log (see lib/seat_changes.lua)
+-- KEYS[8] hold   hash  the new hold
+-- KEYS[9] layout hash  see load_layout
+-- KEYS[10] open  zset  row -> row, rows that may have a free seat
+-- KEYS[11] reopen zset row -> when (ms) a hold on that full row runs out
 -- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] ttl (ms)   ARGV[4] max extensions
 -- ARGV[5] max lifetime (ms)   ARGV[6] owner's seat cap   ARGV[7] quantity
 -- ARGV[8] section or ''   ARGV[9] price category or ''
@@ -21,8 +23,9 @@
 --       | {'rebuild'} (load the reserved/sold cache first) | {'layout'} (load the layout first)
 --       | {'limit'} | {'none'} (no such window within reach) | {'unknown', 'section'|'category'}
 --       | {'late'}
-local held, taken, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local layout, open, reopen = KEYS[7], KEYS[8], KEYS[9]
+local held, taken, holds, hold_seats, owner = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local version, changes, hold = KEYS[6], KEYS[7], KEYS[8]
+local layout, open, reopen = KEYS[9], KEYS[10], KEYS[11]
 local hold_id, owner_id = ARGV[1], ARGV[2]
 local ttl, max_extensions = tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_lifetime, cap, quantity = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -30,12 +33,11 @@ local section, category, deadline = ARGV[8], ARGV[9], tonumber(ARGV[10])
 -- Rows looked at before settling for the best window seen (or none).
 local ROWS_IN_REACH = 48
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = redis_now()
 if now > deadline then
   return {'late'}
 end
-if redis.call('HEXISTS', taken, '__ready__') == 0 then
+if not taken_ready(taken, now) then
   return {'rebuild'}
 end
 local row_count = redis.call('HGET', layout, '__rows__')
@@ -61,10 +63,8 @@ if category ~= '' then
 end
 
 -- Holds that ran out free their seats, and the full rows they were on may reopen.
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', holds, '-inf', now)) do
-  redis.call('HDEL', sizes, id)
-end
-redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
+  changes = changes}, now)
 redis.call('ZREMRANGEBYSCORE', owner, '-inf', now)
 for _, row in ipairs(redis.call('ZRANGEBYSCORE', reopen, '-inf', now)) do
   redis.call('ZADD', open, row, row)
@@ -73,7 +73,7 @@ redis.call('ZREMRANGEBYSCORE', reopen, '-inf', now)
 
 local owned = 0
 for _, id in ipairs(redis.call('ZRANGE', owner, 0, -1)) do
-  owned = owned + tonumber(redis.call('HGET', sizes, id) or '0')
+  owned = owned + seat_count(redis.call('HGET', hold_seats, id) or '')
 end
 if owned + quantity > cap then
   return {'limit'}
@@ -192,7 +192,8 @@ redis.call('ZADD', owner, expires, hold_id)
 if redis.call('PTTL', owner) < max_lifetime then
   redis.call('PEXPIRE', owner, max_lifetime)
 end
-redis.call('HSET', sizes, hold_id, quantity)
+redis.call('HSET', hold_seats, hold_id, table.concat(chosen, ','))
+record_change(version, changes, 'held', 'hold', chosen)
 local answer = {'ok', expires, max_extensions}
 for _, seat in ipairs(chosen) do
   table.insert(answer, seat)

@@ -9,13 +9,12 @@
 local hold = KEYS[1]
 local owner_id, deadline, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = redis_now()
 if now > deadline then
   return {'late'}
 end
-local fields = redis.call('HMGET', hold, 'owner', 'seats', 'state', 'claimed_until')
-if not fields[1] then
+local fields = redis.call('HMGET', hold, 'owner', 'seats', 'state', 'claimed_until', 'expires')
+if not fields[1] or tonumber(fields[5]) <= now then
   return {'gone'}
 end
 if fields[1] ~= owner_id then

@@ -3,25 +3,34 @@
 -- KEYS[1] held   hash  seat id -> hold id
 -- KEYS[2] taken  hash  seat id -> 'reserved' | 'sold'
 -- KEYS[3] holds  zset  hold id -> expiry (ms)
--- KEYS[4] sizes  hash  hold id -> number of seats
+-- KEYS[4] hold_seats hash hold id -> its seats, comma-separated
 -- KEYS[5] owner  zset  hold id -> expiry (ms) of the owner's holds
--- KEYS[6] hold   hash  the hold
+-- KEYS[6] version string the event's availability version
+-- KEYS[7] changes stream the event's change log (see lib/seat_changes.lua)
+-- KEYS[8] hold   hash  the hold
 -- ARGV[1] hold id   ARGV[2] seat state   ARGV[3..] seat ids
 -- Returns the number of seats recorded.
-local held, taken, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local held, taken, holds, hold_seats, owner = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local version, changes, hold = KEYS[6], KEYS[7], KEYS[8]
 local hold_id, state = ARGV[1], ARGV[2]
 local first_seat = 3
 
+local seats = {}
 for i = first_seat, #ARGV do
   redis.call('HSET', taken, ARGV[i], state)
   if redis.call('HGET', held, ARGV[i]) == hold_id then
     redis.call('HDEL', held, ARGV[i])
   end
+  table.insert(seats, ARGV[i])
 end
--- Any change bumps the version, so that a concurrent rebuild knows its snapshot is stale.
+-- Any change bumps the cache's version, so that a concurrent rebuild knows its snapshot
+-- is stale.
 redis.call('HINCRBY', taken, '__version__', 1)
 redis.call('DEL', hold)
 redis.call('ZREM', holds, hold_id)
 redis.call('ZREM', owner, hold_id)
-redis.call('HDEL', sizes, hold_id)
-return #ARGV - first_seat + 1
+redis.call('HDEL', hold_seats, hold_id)
+if #seats > 0 then
+  record_change(version, changes, state, 'booking', seats)
+end
+return #seats

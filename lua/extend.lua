@@ -10,14 +10,15 @@
 local holds, owner, hold = KEYS[1], KEYS[2], KEYS[3]
 local hold_id, owner_id, caller_deadline = ARGV[1], ARGV[2], tonumber(ARGV[3])
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = redis_now()
 if now > caller_deadline then
   return {'late'}
 end
 local fields = redis.call('HMGET', hold, 'owner', 'expires', 'deadline', 'extensions',
   'max_extensions', 'ttl', 'state', 'claimed_until')
-if not fields[1] then
+-- A hold past its expiry is gone even if its key outlived it by a moment: its seats may
+-- have been freed by the expiry sweep already.
+if not fields[1] or tonumber(fields[2]) <= now then
   return {'gone'}
 end
 if fields[1] ~= owner_id then

@@ -1,10 +1,12 @@
 -- hold: hold every requested seat of one event for one owner, or none of them.
--- KEYS[1] held   hash  seat id -> id of the hold on it (stale entries are dropped lazily)
--- KEYS[2] taken  hash  seat id -> 'reserved' | 'sold', from PostgreSQL; field __ready__ once loaded
+-- KEYS[1] held   hash  seat id -> id of the hold on it
+-- KEYS[2] taken  hash  seat id -> 'reserved' | 'sold', from PostgreSQL; __ready__ while fresh
 -- KEYS[3] holds  zset  hold id -> expiry (ms) of every hold of the event
--- KEYS[4] sizes  hash  hold id -> number of seats
+-- KEYS[4] hold_seats hash hold id -> its seats, comma-separated
 -- KEYS[5] owner  zset  hold id -> expiry (ms) of the owner's holds
--- KEYS[6] hold   hash  the new hold
+-- KEYS[6] version string the event's availability version
+-- KEYS[7] changes stream the event's change log (see lib/seat_changes.lua)
+-- KEYS[8] hold   hash  the new hold
 -- ARGV[1] hold id      ARGV[2] owner id        ARGV[3] ttl (ms)
 -- ARGV[4] max extensions  ARGV[5] max lifetime (ms)  ARGV[6] owner's seat cap
 -- ARGV[7] the caller's deadline (ms, Redis clock): past it, nothing is done
@@ -13,27 +15,24 @@
 --       | {'conflict', seat, reason, seat, reason, ...} with reason held|reserved|sold|limit
 --       | {'rebuild'} when the reserved/sold cache must first be loaded from PostgreSQL
 --       | {'late'} when the caller has given up already
-local held, taken, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local held, taken, holds, hold_seats, owner = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local version, changes, hold = KEYS[6], KEYS[7], KEYS[8]
 local hold_id, owner_id = ARGV[1], ARGV[2]
 local ttl, max_extensions = tonumber(ARGV[3]), tonumber(ARGV[4])
 local max_lifetime, cap, deadline = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local first_seat = 8
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local now = redis_now()
 if now > deadline then
   return {'late'}
 end
-if redis.call('HEXISTS', taken, '__ready__') == 0 then
+if not taken_ready(taken, now) then
   return {'rebuild'}
 end
 
--- Forget holds that have run out: their seats are free again.
-local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
-for _, id in ipairs(expired) do
-  redis.call('HDEL', sizes, id)
-end
-redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+-- Holds that have run out free their seats.
+expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
+  changes = changes}, now)
 redis.call('ZREMRANGEBYSCORE', owner, '-inf', now)
 
 local conflicts = {}
@@ -59,7 +58,7 @@ end
 local count = #ARGV - first_seat + 1
 local owned = 0
 for _, id in ipairs(redis.call('ZRANGE', owner, 0, -1)) do
-  owned = owned + tonumber(redis.call('HGET', sizes, id) or '0')
+  owned = owned + seat_count(redis.call('HGET', hold_seats, id) or '')
 end
 if owned + count > cap then
   local refused = {'conflict'}
@@ -87,5 +86,6 @@ redis.call('ZADD', owner, expires, hold_id)
 if redis.call('PTTL', owner) < max_lifetime then
   redis.call('PEXPIRE', owner, max_lifetime)
 end
-redis.call('HSET', sizes, hold_id, count)
+redis.call('HSET', hold_seats, hold_id, table.concat(seats, ','))
+record_change(version, changes, 'held', 'hold', seats)
 return {'ok', expires, max_extensions}

@@ -1,19 +1,18 @@
 -- list_holds: the live holds of one event, soonest expiry first, for monitoring.
--- Costs O(live holds listed): expired holds are dropped from the index on the way.
--- KEYS[1] holds  zset  hold id -> expiry (ms)
--- KEYS[2] sizes  hash  hold id -> number of seats
+-- Costs O(live holds listed): holds that ran out are expired on the way.
+-- KEYS[1] held   hash  seat id -> hold id
+-- KEYS[2] holds  zset  hold id -> expiry (ms)
+-- KEYS[3] hold_seats hash hold id -> its seats, comma-separated
+-- KEYS[4] version string the event's availability version
+-- KEYS[5] changes stream the event's change log (see lib/seat_changes.lua)
 -- ARGV[1] hold key prefix (the hold id is appended)   ARGV[2] maximum number to list
 -- Returns {now_ms, total_live, hold id, owner, seats, expires_ms, state, ...}
-local holds, sizes = KEYS[1], KEYS[2]
+local held, holds, hold_seats, version, changes = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local prefix, limit = ARGV[1], tonumber(ARGV[2])
 
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
-for _, id in ipairs(expired) do
-  redis.call('HDEL', sizes, id)
-end
-redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+local now = redis_now()
+expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
+  changes = changes}, now)
 
 local result = {now, redis.call('ZCARD', holds)}
 for _, id in ipairs(redis.call('ZRANGE', holds, 0, limit - 1)) do

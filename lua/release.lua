@@ -1,15 +1,17 @@
 -- release: free every seat of a hold. Owner only, unless ARGV[3] is 'force' (ops).
 -- KEYS[1] held   hash  seat id -> hold id
 -- KEYS[2] holds  zset  hold id -> expiry (ms)
--- KEYS[3] sizes  hash  hold id -> number of seats
+-- KEYS[3] hold_seats hash hold id -> its seats, comma-separated
 -- KEYS[4] owner  zset  hold id -> expiry (ms) of the owner's holds
 -- KEYS[5] hold   hash  the hold
 -- KEYS[6] seat_rows hash seat id -> row of the layout (absent until best available loads it)
 -- KEYS[7] open   zset  row -> row, rows that may have a free seat
+-- KEYS[8] version string the event's availability version
+-- KEYS[9] changes stream the event's change log (see lib/seat_changes.lua)
 -- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] 'force' or ''
 -- Returns {'ok', seat, ...} | {'gone'} | {'not_owner'}
-local held, holds, sizes, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local seat_rows, open = KEYS[6], KEYS[7]
+local held, holds, hold_seats, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local seat_rows, open, version, changes = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local hold_id, owner_id, force = ARGV[1], ARGV[2], ARGV[3] == 'force'
 
 local fields = redis.call('HMGET', hold, 'owner', 'seats')
@@ -20,10 +22,12 @@ if fields[1] ~= owner_id and not force then
   return {'not_owner'}
 end
 local released = {'ok'}
+local freed = {}
 for seat in string.gmatch(fields[2], '[^,]+') do
   -- The seat may already belong to a newer hold if this one had expired in between.
   if redis.call('HGET', held, seat) == hold_id then
     redis.call('HDEL', held, seat)
+    table.insert(freed, seat)
   end
   table.insert(released, seat)
   local row = redis.call('HGET', seat_rows, seat)
@@ -34,5 +38,8 @@ end
 redis.call('DEL', hold)
 redis.call('ZREM', holds, hold_id)
 redis.call('ZREM', owner, hold_id)
-redis.call('HDEL', sizes, hold_id)
+redis.call('HDEL', hold_seats, hold_id)
+if #freed > 0 then
+  record_change(version, changes, 'available', force and 'ops_release' or 'release', freed)
+end
 return released

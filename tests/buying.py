@@ -7,14 +7,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.clients import Client
 from tests.factories import EventFixture, create_event
 
 
 async def hold(
-    client: Client, buyer: dict[str, str], event_id: uuid.UUID, seats: list[uuid.UUID]
+    client: httpx.AsyncClient, buyer: dict[str, str], event_id: uuid.UUID, seats: list[uuid.UUID]
 ) -> str:
     response = await client.post(
         f"/api/events/{event_id}/holds", json={"seat_ids": [str(s) for s in seats]}, headers=buyer
@@ -24,7 +24,9 @@ async def hold(
     return hold_id
 
 
-async def book(client: Client, buyer: dict[str, str], hold_id: str, key: str | None = None) -> Any:
+async def book(
+    client: httpx.AsyncClient, buyer: dict[str, str], hold_id: str, key: str | None = None
+) -> Any:
     return await client.post(
         "/api/bookings",
         json={"hold_id": hold_id},
@@ -33,7 +35,7 @@ async def book(client: Client, buyer: dict[str, str], hold_id: str, key: str | N
 
 
 async def booked(
-    client: Client, buyer: dict[str, str], event_id: uuid.UUID, seats: list[uuid.UUID]
+    client: httpx.AsyncClient, buyer: dict[str, str], event_id: uuid.UUID, seats: list[uuid.UUID]
 ) -> dict[str, Any]:
     response = await book(client, buyer, await hold(client, buyer, event_id, seats))
     assert response.status_code == 201, response.text
@@ -42,7 +44,7 @@ async def booked(
 
 
 async def initiate(
-    client: Client, buyer: dict[str, str], booking_id: str, method: str = "CARD"
+    client: httpx.AsyncClient, buyer: dict[str, str], booking_id: str, method: str = "CARD"
 ) -> dict[str, Any]:
     response = await client.post(
         "/api/payments/initiate",
@@ -55,7 +57,7 @@ async def initiate(
 
 
 async def sandbox_callback(
-    client: Client, payment: dict[str, Any], outcome: str = "complete"
+    client: httpx.AsyncClient, payment: dict[str, Any], outcome: str = "complete"
 ) -> dict[str, str]:
     """What the sandbox checkout page hands back when the buyer pays (or fails to)."""
     path = urlsplit(payment["checkout_url"]).path
@@ -66,7 +68,7 @@ async def sandbox_callback(
 
 
 async def verify(
-    client: Client, buyer: dict[str, str], payment_id: str, callback: dict[str, str]
+    client: httpx.AsyncClient, buyer: dict[str, str], payment_id: str, callback: dict[str, str]
 ) -> Any:
     return await client.post(
         "/api/payments/verify", json={"payment_id": payment_id, "callback": callback}, headers=buyer
@@ -74,7 +76,7 @@ async def verify(
 
 
 async def pay(
-    client: Client, buyer: dict[str, str], booking_id: str, method: str = "CARD"
+    client: httpx.AsyncClient, buyer: dict[str, str], booking_id: str, method: str = "CARD"
 ) -> dict[str, Any]:
     payment = await initiate(client, buyer, booking_id, method)
     response = await verify(client, buyer, payment["id"], await sandbox_callback(client, payment))
@@ -84,7 +86,7 @@ async def pay(
 
 
 async def paying(
-    client: Client,
+    client: httpx.AsyncClient,
     make_user: Callable[..., Awaitable[dict[str, str]]],
     engine: AsyncEngine,
     seats: int = 1,

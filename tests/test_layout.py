@@ -76,7 +76,10 @@ def test_the_wheel_carries_every_script_and_migration(tmp_path: Path) -> None:
     assert built.returncode == 0, built.stderr
     (wheel,) = tmp_path.glob("seatlock-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    scripts = {f"seatlock/lua/{p.name}" for p in (ROOT / "lua").glob("*.lua")}
+    scripts = {
+        f"seatlock/lua/{p.relative_to(ROOT / 'lua').as_posix()}"
+        for p in (ROOT / "lua").rglob("*.lua")
+    }
     migrations = {
         f"seatlock/migrations/{p.relative_to(ROOT / 'migrations').as_posix()}"
         for p in (ROOT / "migrations").rglob("*.py")

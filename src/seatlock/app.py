@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 from litestar import Litestar, Router
+from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
@@ -18,12 +19,18 @@ from seatlock.auth.access import PUBLIC, authorize
 from seatlock.auth.account_stamps import StampCache
 from seatlock.auth.admin_routes import admin_router
 from seatlock.auth.routes import auth_router
+from seatlock.availability.changes import Fanout
+from seatlock.availability.layout import LayoutCache
+from seatlock.availability.routes import availability_router
+from seatlock.availability.snapshot import AvailabilityCache
 from seatlock.bookings.expiry import sweep_until
 from seatlock.bookings.routes import bookings_router
 from seatlock.events.images import LocalImageStore
 from seatlock.events.routes import events_router
 from seatlock.health import health_router
+from seatlock.holds.expiry import sweep_holds_until
 from seatlock.holds.on_sale import OnSaleCache
+from seatlock.holds.placement import taken_snapshot
 from seatlock.holds.repair import repair_until
 from seatlock.holds.routes import holds_router
 from seatlock.holds.scripts import load_scripts, register_scripts
@@ -50,6 +57,11 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.holds = HoldStore(redis, scripts)
     app.state.account_stamps = StampCache(redis, app.state.sessions, settings)
     app.state.on_sale = OnSaleCache(app.state.sessions)
+    app.state.layouts = LayoutCache(app.state.sessions, app.state.on_sale)
+    app.state.fanout = Fanout(redis)
+    app.state.availability = AvailabilityCache(
+        app.state.holds, app.state.fanout.log, taken_snapshot(app.state.sessions)
+    )
     app.state.images = LocalImageStore(settings.image_path)
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
@@ -62,12 +74,19 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     repairer = asyncio.create_task(
         repair_until(stop_sweeping, app.state.holds, app.state.redis_breaker)
     )
+    hold_sweeper = asyncio.create_task(
+        sweep_holds_until(
+            stop_sweeping, app.state.sessions, app.state.holds, app.state.redis_breaker
+        )
+    )
     try:
         yield
     finally:
         stop_sweeping.set()
         await sweeper
         await repairer
+        await hold_sweeper
+        await app.state.fanout.close()
         await http.aclose()
         await redis.aclose()
         await engine.dispose()
@@ -104,6 +123,15 @@ def _cors(settings: Settings) -> CORSConfig | None:
     )
 
 
+def compression() -> CompressionConfig:
+    """Gzip for answers worth it (a large event's layout or seat map shrinks severalfold).
+    Streamed answers are compressed chunk by chunk, each flushed as it is sent, so a stream
+    of events is not held back; images are compressed already."""
+    return CompressionConfig(
+        backend="gzip", minimum_size=1024, gzip_compress_level=6, exclude="^/api/images/"
+    )
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or current_settings()
     # Every route of ours sits below this router, so the role guard covers all of them.
@@ -115,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             health_router,
             holds_router,
             events_router,
+            availability_router,
             bookings_router,
             payments_router,
             sandbox_router,
@@ -130,4 +159,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings),
+        compression_config=compression(),
     )

@@ -113,3 +113,5 @@ class Unavailable(DomainError):
     status = 503
     slug = "unavailable"
     title = "Service temporarily unavailable"
+    # Every outage answer says when to try again (Redis is retried within a second).
+    retry_after = 1

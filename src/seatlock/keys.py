@@ -48,9 +48,21 @@ def event_holds(event_id: uuid.UUID) -> str:
     return f"{_event(event_id)}:holds"
 
 
-def hold_sizes(event_id: uuid.UUID) -> str:
-    """Hash: hold id -> number of seats."""
-    return f"{_event(event_id)}:sizes"
+def hold_seats(event_id: uuid.UUID) -> str:
+    """Hash: hold id -> its seats, comma-separated; kept until the hold is released, booked
+    or expired by the sweep, so that an expired hold's seats can be freed and announced."""
+    return f"{_event(event_id)}:hold-seats"
+
+
+def seat_version(event_id: uuid.UUID) -> str:
+    """String: the event's availability version, one more with every change of seats."""
+    return f"{_event(event_id)}:version"
+
+
+def seat_changes(event_id: uuid.UUID) -> str:
+    """Stream: one entry per change of seat states, with id '<version>-0' and fields state,
+    cause and seats (comma-separated)."""
+    return f"{_event(event_id)}:changes"
 
 
 def owner_holds(event_id: uuid.UUID, owner_id: uuid.UUID) -> str:

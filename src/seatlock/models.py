@@ -118,6 +118,9 @@ class Event(Base):
     max_seats_per_booking: Mapped[int] = mapped_column(default=10)
     payment_window_seconds: Mapped[int] = mapped_column(default=900)
     image_key: Mapped[str | None] = mapped_column(String(200))
+    # Raised by every change of the seat map or the price categories, so that the workers'
+    # cached layouts notice the change with the event's other facts.
+    seat_map_version: Mapped[int] = mapped_column(default=1, server_default="1")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), onupdate=func.now()

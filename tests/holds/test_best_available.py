@@ -153,7 +153,7 @@ async def test_seats_freed_in_postgresql_reopen_their_row(store: HoldStore) -> N
     with pytest.raises(SeatsUnavailable):
         await plan.hold(store, event, 2)
 
-    await store.free_taken(event, [plan.seat_at[(1, 1)], plan.seat_at[(1, 2)]])
+    await store.free_taken(event, [plan.seat_at[(1, 1)], plan.seat_at[(1, 2)]], "cancellation")
 
     assert await plan.hold(store, event, 2) == [(1, 1), (1, 2)]
 

@@ -179,7 +179,7 @@ class HoldMachine(RuleBasedStateMachine):
     def free_in_postgresql(self, seat: uuid.UUID) -> None:
         if seat in self.model.taken:
             del self.model.taken[seat]
-            self.run(self.store.free_taken(self.event, [seat]))
+            self.run(self.store.free_taken(self.event, [seat], "cancellation"))
 
     @invariant()
     def held_seats_agree(self) -> None:

@@ -184,7 +184,7 @@ async def test_a_write_redis_missed_drops_the_cache_once_redis_answers(
         patched.setattr(
             store, "scripts", replace(store.scripts, mark_taken=cast(AsyncScript, redis_down))
         )
-        await best_effort(store.mark_taken(event, SeatState.SOLD, sold))
+        await best_effort(store.mark_taken(event, SeatState.SOLD, sold, "payment"))
     assert store.stale_events == {event}
     await store.repair_stale()
 
@@ -209,7 +209,7 @@ async def test_complete_records_the_seats_and_drops_the_hold(store: HoldStore) -
     with pytest.raises(NotFound):
         await store.get(hold.id, alice)
 
-    await store.free_taken(event, wanted)
+    await store.free_taken(event, wanted, "cancellation")
     assert (await store.hold(event, bob, wanted, POLICY, EMPTY)).seats == wanted
 
 
@@ -250,7 +250,7 @@ async def test_a_stale_snapshot_is_not_loaded(store: HoldStore) -> None:
         nonlocal changed_meanwhile
         if not changed_meanwhile:
             changed_meanwhile = True
-            await store.mark_taken(event_id, SeatState.RESERVED, seat)
+            await store.mark_taken(event_id, SeatState.RESERVED, seat, "refresh")
             return {}
         return {seat[0]: SeatState.RESERVED}
 

@@ -8,8 +8,9 @@ from typing import NamedTuple
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from seatlock.auth import account_stamps, refresh_tokens, user_holds, users
+from seatlock.auth import account_stamps, refresh_tokens, users
 from seatlock.errors import Forbidden, InvalidInput, NotFound
+from seatlock.holds import owners
 from seatlock.holds.store import HoldStore
 from seatlock.models import Booking, Role, User, UserStatus
 from seatlock.redis_client import RedisClient
@@ -28,7 +29,7 @@ async def describe_user(session: AsyncSession, redis: RedisClient, user_id: uuid
     bookings = await session.scalar(
         select(func.count()).select_from(Booking).where(Booking.user_id == user_id)
     )
-    live_holds = await user_holds.count_live_holds(session, redis, user_id)
+    live_holds = await owners.count_live_holds(session, redis, user_id)
     return Activity(user, bookings or 0, live_holds)
 
 
@@ -60,5 +61,5 @@ async def change_user(
     await session.commit()
     await account_stamps.publish(holds.redis, settings, user)
     if disabling:
-        await user_holds.release_live_holds(session, holds, user.id)
+        await owners.release_live_holds(session, holds, user.id)
     return user

@@ -151,7 +151,7 @@ async def _forget_hold(
     await best_effort(store.release(hold_id, principal.id))
     for seat_id, state in states:
         if state is not SeatState.AVAILABLE:
-            await best_effort(store.mark_taken(event_id, state, [seat_id]))
+            await best_effort(store.mark_taken(event_id, state, [seat_id], "refresh"))
 
 
 async def get_booking(

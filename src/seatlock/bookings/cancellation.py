@@ -44,6 +44,6 @@ async def cancel_booking(
     freed = await free_seats(session, booking)
     await session.commit()
     if freed:
-        await best_effort(store.free_taken(booking.event_id, freed))
+        await best_effort(store.free_taken(booking.event_id, freed, "cancellation"))
     await refund_cancelled(session, providers, booking)
     return booking

@@ -50,7 +50,7 @@ async def expire_due_bookings(session: AsyncSession, store: HoldStore) -> int:
     await session.commit()
     for event_id, seats in freed.items():
         if seats:
-            await best_effort(store.free_taken(event_id, seats))
+            await best_effort(store.free_taken(event_id, seats, "booking_expiry"))
     return len(due)
 
 

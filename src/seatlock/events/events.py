@@ -240,6 +240,9 @@ async def _change_seating(
         await seatmaps.replace_seats(session, event.id, plan, category_ids, grow_only=frozen)
     if not isinstance(wanted, UnsetType):
         await categories.remove_unlisted(session, event.id, category_ids)
+    # Counted even when the new map equals the old one: cached layouts are re-read, and
+    # being derived from their content, keep their version.
+    event.seat_map_version += 1
 
 
 def _change_status(event: Event, status: EventStatus) -> None:

@@ -8,6 +8,8 @@ whole description before a single seat is built.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Collection, Iterator
 from typing import Annotated, Final, NamedTuple
 
@@ -75,6 +77,27 @@ class SeatSpec(NamedTuple):
 
 
 Plan = dict[SeatKey, SeatSpec]
+
+NaturalKey = tuple[tuple[int, int | str], ...]
+
+
+# Labels repeat from seat to seat (and row names from section to section), so sorting a
+# large map splits each of them once.
+@functools.lru_cache(maxsize=4096)
+def natural(label: str) -> NaturalKey:
+    """A label's place in natural order: row "10" comes after row "9", and "A" before "B"."""
+    return tuple(
+        (0, int(part)) if part.isascii() and part.isdecimal() else (1, part)
+        for part in re.split(r"(\d+)", label)
+        if part
+    )
+
+
+def seat_order(section: str, row: str, number: int) -> tuple[NaturalKey, str, NaturalKey, str, int]:
+    """The order buyers prefer seats in and seat maps are drawn in: sections, then rows, in
+    natural order, then seat numbers. The labels themselves break ties ("01" and "1"), so
+    that the seats of one row stay together."""
+    return natural(section), section, natural(row), row, number
 
 
 def _row_labels(rows: list[str] | RowRange, where: str) -> list[str]:

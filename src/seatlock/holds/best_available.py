@@ -7,7 +7,6 @@ each row's seats by number) is derived from PostgreSQL and loaded into Redis whe
 
 from __future__ import annotations
 
-import re
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock import keys
 from seatlock.errors import InvalidInput, Unavailable
+from seatlock.events.layouts import seat_order
 from seatlock.holds import replies
 from seatlock.holds.replies import Hold, SeatsUnavailable
 from seatlock.holds.store import (
@@ -52,15 +52,6 @@ class Wanted:
     category: str | None
 
 
-def natural(text: str) -> tuple[tuple[int, int | str], ...]:
-    # Row "10" comes after row "9", and "A" before "B".
-    return tuple(
-        (0, int(part)) if part.isascii() and part.isdecimal() else (1, part)
-        for part in re.split(r"(\d+)", text)
-        if part
-    )
-
-
 def layout_source(sessions: async_sessionmaker[AsyncSession]) -> LayoutSource:
     """The event's layout read from PostgreSQL, in a session of its own."""
 
@@ -75,7 +66,7 @@ def layout_source(sessions: async_sessionmaker[AsyncSession]) -> LayoutSource:
             ).all()
         categories = sorted({seat[4] for seat in seats})
         number_of = {name: n for n, name in enumerate(categories, start=1)}
-        ordered = sorted(seats, key=lambda s: (natural(s[0]), natural(s[1]), s[2]))
+        ordered = sorted(seats, key=lambda s: seat_order(s[0], s[1], s[2]))
         rows = []
         for (section, _), row in groupby(ordered, key=lambda s: (s[0], s[1])):
             seats_of_row = (f"{n},{seat_id},{number_of[name]}" for _, _, n, seat_id, name in row)
@@ -164,4 +155,5 @@ async def hold_best(
     if reply[0] != "ok":
         raise _refusal(reply, wanted)
     seat_ids = replies.seat_ids_of(reply[3:])
+    store.note_placed(event_id, policy)
     return replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply)

@@ -36,6 +36,7 @@ class EventFacts:
     max_hold_extensions: int
     max_hold_lifetime_seconds: int
     max_seats_per_booking: int
+    seat_map_version: int
 
 
 @dataclass
@@ -163,4 +164,5 @@ def _facts(event: Event) -> EventFacts:
         max_hold_extensions=event.max_hold_extensions,
         max_hold_lifetime_seconds=event.max_hold_lifetime_seconds,
         max_seats_per_booking=event.max_seats_per_booking,
+        seat_map_version=event.seat_map_version,
     )

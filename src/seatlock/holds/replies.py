@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,6 +49,19 @@ def from_ms(ms: Any) -> datetime:
 
 def seat_ids_of(values: Sequence[str]) -> list[uuid.UUID]:
     return [uuid.UUID(v) for v in values]
+
+
+def hold_of(hold_id: str, event_id: uuid.UUID, fields: Mapping[str, str]) -> Hold:
+    """A hold from its hash (owner, seats, expires, extensions, max_extensions, state)."""
+    return Hold(
+        id=hold_id,
+        event_id=event_id,
+        owner_id=uuid.UUID(fields["owner"]),
+        seats=seat_ids_of(fields["seats"].split(",")),
+        expires_at=from_ms(fields["expires"]),
+        extensions_left=int(fields["max_extensions"]) - int(fields["extensions"]),
+        state=fields["state"],
+    )
 
 
 def conflict(reply: list[str]) -> SeatsUnavailable:

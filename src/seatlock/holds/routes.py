@@ -14,7 +14,7 @@ from seatlock import deps
 from seatlock.auth.access import ADMINS, SIGNED_IN
 from seatlock.bodies import Body
 from seatlock.errors import InvalidInput
-from seatlock.holds import placement
+from seatlock.holds import owners, placement
 from seatlock.holds.replies import Hold
 
 # A hard bound on any one request; each event's own limit is checked after parsing.
@@ -32,6 +32,21 @@ class HoldRequest(Body):
     quantity: Annotated[int, msgspec.Meta(ge=1, le=MAX_SEATS_IN_REQUEST)] | None = None
     price_category: Label | None = None
     section: Label | None = None
+
+
+class OwnHoldOut(msgspec.Struct):
+    id: str
+    event_id: uuid.UUID
+    seats: list[uuid.UUID]
+    expires_at: datetime
+    seconds_left: float
+    extensions_left: int
+    state: str
+
+
+class OwnHoldsOut(msgspec.Struct):
+    total: int
+    holds: list[OwnHoldOut]
 
 
 class LiveHoldOut(msgspec.Struct):
@@ -75,6 +90,29 @@ async def create_hold(
             data.section,
         )
     return hold
+
+
+@get("/holds", roles=SIGNED_IN)
+async def list_own_holds(hold_desk: deps.Desk, db_session: deps.DbSession) -> OwnHoldsOut:
+    """The caller's live holds on every event on sale, soonest to expire first, each with
+    its seats, the seconds left and the extensions left; `state` is `converting` while a
+    booking of the hold is being made. Only the caller's own holds are ever listed."""
+    now, mine = await owners.live_holds(db_session, hold_desk.holds, hold_desk.caller.id)
+    return OwnHoldsOut(
+        total=len(mine),
+        holds=[
+            OwnHoldOut(
+                id=h.id,
+                event_id=h.event_id,
+                seats=h.seats,
+                expires_at=h.expires_at,
+                seconds_left=round((h.expires_at - now).total_seconds(), 3),
+                extensions_left=h.extensions_left,
+                state=h.state,
+            )
+            for h in mine
+        ],
+    )
 
 
 @get("/holds/{hold_id:str}", roles=SIGNED_IN)
@@ -126,6 +164,7 @@ holds_router = Router(
     "/api",
     route_handlers=[
         create_hold,
+        list_own_holds,
         get_hold,
         extend_hold,
         release_hold,

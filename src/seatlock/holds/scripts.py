@@ -34,17 +34,21 @@ class Scripts:
     held_seats: AsyncScript
     load_layout: AsyncScript
     best_available: AsyncScript
+    sweep_expired: AsyncScript
+    availability: AsyncScript
 
 
-def _source(name: str) -> str:
-    return (LUA_DIR / f"{name}.lua").read_text()
+def script_source(name: str) -> str:
+    # Redis scripts cannot import: the helpers they share go in front of each one.
+    library = (LUA_DIR / "lib" / "seat_changes.lua").read_text()
+    return library + (LUA_DIR / f"{name}.lua").read_text()
 
 
 def register_scripts(redis: RedisClient) -> Scripts:
     # register_script is typed for the single-server client only; the cluster client has
     # the same method and routes each call by its first key.
     register = redis.register_script  # type: ignore[misc]
-    return Scripts(**{f.name: register(_source(f.name)) for f in fields(Scripts)})
+    return Scripts(**{f.name: register(script_source(f.name)) for f in fields(Scripts)})
 
 
 async def load_scripts(redis: RedisClient, scripts: Scripts) -> None:

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from seatlock import keys
 from seatlock.errors import NotFound, Unavailable
@@ -31,10 +32,23 @@ CLOCK_CHECK_SECONDS = 60.0
 DEADLINE_BUDGET_MS = 5_000
 # Longer than any booking request may take (the pool waits 10 s at most for a connection).
 CLAIM_LEASE_MS = 30_000
-# The reserved/sold cache is dropped and rebuilt from PostgreSQL this often at the latest,
-# which bounds how long an update lost to a Redis outage can leave it wrong.
-TAKEN_CACHE_TTL_MS = 300_000
+# The reserved/sold cache is reloaded from PostgreSQL this often at the latest, which
+# bounds how long an update lost to a Redis outage can leave it wrong.
+TAKEN_CACHE_FRESH_MS = 300_000
 TakenSnapshot = Callable[[uuid.UUID], Awaitable[dict[uuid.UUID, SeatState]]]
+# Why PostgreSQL changed seats that Redis then mirrors; each change of the stream says it.
+SeatChangeCause = Literal["payment", "cancellation", "booking_expiry", "refresh"]
+
+
+@dataclass(frozen=True)
+class SeatStates:
+    """What Redis knows of an event's seats at one version: (seat id, 'reserved' | 'sold')
+    pairs from the cache of PostgreSQL, and the seat ids under live holds. Without a
+    version, the pairs come from PostgreSQL alone and holds are unknown."""
+
+    version: int | None
+    taken: list[tuple[str, str]]
+    held: list[str]
 
 
 @dataclass(frozen=True)
@@ -82,6 +96,9 @@ class HoldStore:
         # of reserved and sold seats; the cache is dropped (and so rebuilt from PostgreSQL
         # by the next hold) as soon as Redis answers again.
         self.stale_events: set[uuid.UUID] = set()
+        # When (monotonic seconds) the earliest hold this process placed on each event runs
+        # out, for the expiry sweep: holds of other processes it finds on its own.
+        self.placed: dict[uuid.UUID, float] = {}
         self._clock_offset_ms = 0
         self._clock_read_at = -CLOCK_CHECK_SECONDS
 
@@ -100,14 +117,35 @@ class HoldStore:
             self._clock_read_at = now
         return int(now * 1000) + self._clock_offset_ms + self.deadline_budget_ms
 
-    def event_keys(self, event_id: uuid.UUID, owner_id: uuid.UUID) -> list[str]:
+    @staticmethod
+    def event_keys(event_id: uuid.UUID, owner_id: uuid.UUID) -> list[str]:
+        """The keys, in order, of the scripts that place or complete an owner's hold."""
         return [
             keys.held_seats(event_id),
             keys.taken_seats(event_id),
             keys.event_holds(event_id),
-            keys.hold_sizes(event_id),
+            keys.hold_seats(event_id),
             keys.owner_holds(event_id, owner_id),
+            keys.seat_version(event_id),
+            keys.seat_changes(event_id),
         ]
+
+    @staticmethod
+    def expiry_keys(event_id: uuid.UUID) -> list[str]:
+        """The keys, in order, of the scripts that expire holds that ran out on the way."""
+        return [
+            keys.held_seats(event_id),
+            keys.event_holds(event_id),
+            keys.hold_seats(event_id),
+            keys.seat_version(event_id),
+            keys.seat_changes(event_id),
+        ]
+
+    async def sweep_expired(self, event_id: uuid.UUID) -> tuple[int, float | None]:
+        """Expire the event's holds that ran out; answers how many, and the seconds until
+        its next hold runs out (None when it has no hold left)."""
+        expired, next_in_ms = await self.scripts.sweep_expired(keys=self.expiry_keys(event_id))
+        return int(expired), None if int(next_in_ms) < 0 else int(next_in_ms) / 1000
 
     async def hold(
         self,
@@ -142,7 +180,12 @@ class HoldStore:
             raise replies.refusal(reply)
         if reply[0] != "ok":
             raise Unavailable("the seat cache could not be rebuilt; please retry")
+        self.note_placed(event_id, policy)
         return replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply)
+
+    def note_placed(self, event_id: uuid.UUID, policy: HoldPolicy) -> None:
+        runs_out = time.monotonic() + policy.ttl_ms / 1000
+        self.placed[event_id] = min(self.placed.get(event_id, runs_out), runs_out)
 
     async def load_taken(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> None:
         """Rebuild the reserved/sold cache of an event from PostgreSQL.
@@ -155,12 +198,37 @@ class HoldStore:
             version = await hash_field(self.redis, key, "__version__") or ""
             taken = await snapshot(event_id)
             pairs = [value for seat, state in taken.items() for value in (str(seat), state.value)]
+            load_keys = [
+                key,
+                keys.layout(event_id),
+                keys.open_rows(event_id),
+                keys.seat_version(event_id),
+                keys.seat_changes(event_id),
+            ]
             loaded = await self.scripts.load_taken(
-                keys=[key, keys.layout(event_id), keys.open_rows(event_id)],
-                args=[version, TAKEN_CACHE_TTL_MS, *pairs],
+                keys=load_keys, args=[version, TAKEN_CACHE_FRESH_MS, *pairs]
             )
             if loaded:
                 return
+
+    async def seat_states(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> SeatStates:
+        """The event's reserved, sold and held seats with the version they show, read in one
+        atomic step (the reserved/sold cache is rebuilt first when it must be)."""
+        state_keys = [*self.expiry_keys(event_id), keys.taken_seats(event_id)]
+        for _ in range(REBUILD_ATTEMPTS):
+            reply = await self.scripts.availability(keys=state_keys)
+            if reply[0] != "rebuild":
+                break
+            await self.load_taken(event_id, snapshot)
+        if reply[0] != "ok":
+            raise Unavailable("the seat cache could not be rebuilt; please retry")
+        taken_count = int(reply[2])
+        pairs = reply[3 : 3 + 2 * taken_count]
+        return SeatStates(
+            version=int(reply[1]),
+            taken=list(zip(pairs[0::2], pairs[1::2], strict=True)),
+            held=reply[3 + 2 * taken_count :],
+        )
 
     async def get(self, hold_id: str, owner_id: uuid.UUID) -> Hold:
         event_id = event_of_hold(hold_id)
@@ -203,22 +271,28 @@ class HoldStore:
                 if owner is None:
                     raise NotFound("no such hold")
             holder = owner_id or uuid.UUID(owner)
-            release_keys = [
-                keys.held_seats(event_id),
-                keys.event_holds(event_id),
-                keys.hold_sizes(event_id),
-                keys.owner_holds(event_id, holder),
-                keys.hold(event_id, hold_id),
-                keys.seat_rows(event_id),
-                keys.open_rows(event_id),
-            ]
             force = "force" if owner_id is None else ""
             reply = await self.scripts.release(
-                keys=release_keys, args=[hold_id, str(holder), force]
+                keys=self.release_keys(event_id, holder, hold_id),
+                args=[hold_id, str(holder), force],
             )
         if reply[0] != "ok":
             raise NotFound("no such hold") if reply[0] == "not_owner" else replies.refusal(reply)
         return replies.seat_ids_of(reply[1:])
+
+    @staticmethod
+    def release_keys(event_id: uuid.UUID, owner_id: uuid.UUID, hold_id: str) -> list[str]:
+        return [
+            keys.held_seats(event_id),
+            keys.event_holds(event_id),
+            keys.hold_seats(event_id),
+            keys.owner_holds(event_id, owner_id),
+            keys.hold(event_id, hold_id),
+            keys.seat_rows(event_id),
+            keys.open_rows(event_id),
+            keys.seat_version(event_id),
+            keys.seat_changes(event_id),
+        ]
 
     async def claim(self, hold_id: str, owner_id: uuid.UUID) -> tuple[uuid.UUID, list[uuid.UUID]]:
         """Mark a live hold of the caller's as being converted; returns its event and seats."""
@@ -247,17 +321,34 @@ class HoldStore:
             )
 
     async def mark_taken(
-        self, event_id: uuid.UUID, state: SeatState, seat_ids: Sequence[uuid.UUID]
+        self,
+        event_id: uuid.UUID,
+        state: SeatState,
+        seat_ids: Sequence[uuid.UUID],
+        cause: SeatChangeCause,
     ) -> None:
+        mark_keys = [
+            keys.taken_seats(event_id),
+            keys.seat_version(event_id),
+            keys.seat_changes(event_id),
+        ]
         async with self._mirroring(event_id):
             await self.scripts.mark_taken(
-                keys=[keys.taken_seats(event_id)], args=[state.value, *map(str, seat_ids)]
+                keys=mark_keys, args=[state.value, cause, *map(str, seat_ids)]
             )
 
-    async def free_taken(self, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]) -> None:
-        free_keys = [keys.taken_seats(event_id), keys.seat_rows(event_id), keys.open_rows(event_id)]
+    async def free_taken(
+        self, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID], cause: SeatChangeCause
+    ) -> None:
+        free_keys = [
+            keys.taken_seats(event_id),
+            keys.seat_rows(event_id),
+            keys.open_rows(event_id),
+            keys.seat_version(event_id),
+            keys.seat_changes(event_id),
+        ]
         async with self._mirroring(event_id):
-            await self.scripts.free_taken(keys=free_keys, args=list(map(str, seat_ids)))
+            await self.scripts.free_taken(keys=free_keys, args=[cause, *map(str, seat_ids)])
 
     @asynccontextmanager
     async def _mirroring(self, event_id: uuid.UUID) -> AsyncIterator[None]:
@@ -288,8 +379,7 @@ class HoldStore:
     async def held_seats(self, event_id: uuid.UUID) -> dict[uuid.UUID, HeldSeat]:
         async with redis_or_503():
             reply = await self.scripts.held_seats(
-                keys=[keys.held_seats(event_id), keys.event_holds(event_id)],
-                args=[keys.hold_prefix(event_id)],
+                keys=self.expiry_keys(event_id), args=[keys.hold_prefix(event_id)]
             )
         return {
             uuid.UUID(seat): HeldSeat(hold_id=hold_id, owner_id=uuid.UUID(owner))
@@ -301,8 +391,7 @@ class HoldStore:
     ) -> tuple[datetime, int, list[LiveHold]]:
         async with redis_or_503():
             reply = await self.scripts.list_holds(
-                keys=[keys.event_holds(event_id), keys.hold_sizes(event_id)],
-                args=[keys.hold_prefix(event_id), limit],
+                keys=self.expiry_keys(event_id), args=[keys.hold_prefix(event_id), limit]
             )
         now, total, rows = replies.from_ms(reply[0]), int(reply[1]), reply[2:]
         holds = [

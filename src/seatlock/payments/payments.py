@@ -151,7 +151,7 @@ async def settle(
         # Redis only mirrors the sale (its cache is rebuilt from PostgreSQL when stale): the
         # breaker spares the buyer the Redis timeout while Redis is down or frozen.
         _, mirrored = await breaker.attempt(
-            lambda: store.mark_taken(payment.event_id, SeatState.SOLD, sold), None
+            lambda: store.mark_taken(payment.event_id, SeatState.SOLD, sold, "payment"), None
         )
         if not mirrored:
             # Redis's cache of sold seats is dropped once Redis answers again.

@@ -1,0 +1,83 @@
+-- seat_changes: what every script that changes seat states shares. The registry puts this
+-- file in front of each script (Redis scripts cannot import), so it defines locals only.
+-- Every change of seat states is recorded by the same atomic step that makes it, with the
+-- event's next availability version, so that the snapshot and the stream of changes never
+-- miss one and never see one twice (DESIGN.md, invariant 9).
+
+-- Entries kept in an event's change log (about: trimming is approximate, which is cheap).
+local CHANGES_KEPT = 10000
+-- An event's version and log live this long after its last change.
+local CHANGES_LIFETIME_MS = 86400000
+-- Expired holds freed by one step; the expiry sweep frees the rest.
+local EXPIRED_PER_STEP = 500
+
+local function redis_now()
+  local time = redis.call('TIME')
+  return tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+end
+
+-- The event's current version. Versions are consecutive integers; one that starts over
+-- (Redis lost its data, or the event was idle for a day) starts from Redis's clock in
+-- microseconds, above any version handed out before, so that a client that kept an old
+-- version is told to start afresh rather than sent changes of another history.
+local function current_version(version_key)
+  local version = redis.call('GET', version_key)
+  if not version then
+    version = string.format('%d', redis_now() * 1000)
+    redis.call('SET', version_key, version, 'PX', CHANGES_LIFETIME_MS)
+  end
+  return version
+end
+
+-- Appends one change (`seats` is a list of seat ids) and answers its version.
+local function record_change(version_key, log_key, state, cause, seats)
+  current_version(version_key)
+  local version = redis.call('INCR', version_key)
+  redis.call('XADD', log_key, 'MAXLEN', '~', CHANGES_KEPT, string.format('%d-0', version),
+    'state', state, 'cause', cause, 'seats', table.concat(seats, ','))
+  redis.call('PEXPIRE', version_key, CHANGES_LIFETIME_MS)
+  redis.call('PEXPIRE', log_key, CHANGES_LIFETIME_MS)
+  return version
+end
+
+-- Frees the seats of holds of the event that ran out by `now` and records them as
+-- available. `k` names the keys: held, holds, hold_seats, version, changes.
+-- Answers the number of holds expired.
+local function expire_holds(k, now)
+  local expired = redis.call('ZRANGEBYSCORE', k.holds, '-inf', now, 'LIMIT', 0, EXPIRED_PER_STEP)
+  local freed = {}
+  for _, id in ipairs(expired) do
+    local seats = redis.call('HGET', k.hold_seats, id)
+    for seat in string.gmatch(seats or '', '[^,]+') do
+      -- A seat of an expired hold may belong to a newer hold already.
+      if redis.call('HGET', k.held, seat) == id then
+        redis.call('HDEL', k.held, seat)
+        table.insert(freed, seat)
+      end
+    end
+    redis.call('HDEL', k.hold_seats, id)
+    redis.call('ZREM', k.holds, id)
+  end
+  if #freed > 0 then
+    record_change(k.version, k.changes, 'available', 'expiry', freed)
+  end
+  return #expired
+end
+
+-- The number of seats in a comma-separated list.
+local function seat_count(seats)
+  if seats == '' then
+    return 0
+  end
+  local _, commas = string.gsub(seats, ',', '')
+  return commas + 1
+end
+
+-- Whether the reserved/sold cache is loaded and still fresh. It is reloaded from
+-- PostgreSQL after its lifetime, which bounds how long a write lost to an outage can
+-- leave it wrong; until then the stale copy stays, so that the reload can tell what
+-- changed.
+local function taken_ready(taken, now)
+  local fresh_until = redis.call('HGET', taken, '__ready__')
+  return fresh_until ~= false and tonumber(fresh_until) > now
+end
