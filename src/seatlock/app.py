@@ -72,7 +72,12 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         )
     )
     repairer = asyncio.create_task(
-        repair_until(stop_sweeping, app.state.holds, app.state.redis_breaker)
+        repair_until(
+            stop_sweeping,
+            app.state.holds,
+            app.state.redis_breaker,
+            taken_snapshot(app.state.sessions),
+        )
     )
     hold_sweeper = asyncio.create_task(
         sweep_holds_until(

@@ -8,9 +8,11 @@ import asyncio
 import time
 import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -19,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatlock import db, keys
 from seatlock.availability import stream
 from seatlock.bookings.expiry import expire_due_bookings
+from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.holds.store import HoldStore
 from seatlock.models import EventStatus
-from tests.availability.conftest import SseEvent, StreamReader, streaming
+from seatlock.settings import Settings
+from tests.availability.conftest import SseEvent, StreamReader, serving, streaming
 from tests.buying import booked, hold, initiate, pay, sandbox_callback, verify
 from tests.clients import UserFactory
 from tests.factories import create_event
@@ -226,3 +230,40 @@ async def test_a_stream_of_an_unknown_or_hidden_event_is_404(
         response = await live.get(f"/api/events/{event_id}/availability/stream")
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_stream_survives_a_valkey_restart(
+    tmp_path: Path, settings: Settings, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    valkey = EmbeddedValkey(tmp_path / "valkey")
+    valkey.start()
+    event = await create_event(engine)
+    buyer = await make_user()
+    s1, s2 = event.seat_ids[:2]
+    try:
+        async with (
+            serving(msgspec.structs.replace(settings, redis_url=valkey.url)) as live,
+            streaming(live, event.id) as reader,
+        ):
+            paid = await booked(live, buyer, event.id, [s1])
+            await reader.until(_count(2), "the booking")
+            valkey.stop()  # Valkey keeps its data on disk
+            # PostgreSQL frees the seat while Valkey cannot hear of it.
+            cancelled = await live.delete(f"/api/bookings/{paid['id']}", headers=buyer)
+            assert cancelled.status_code == 200, cancelled.text
+            valkey.start()
+            # Once Valkey answers, the cache is reloaded and the correction streamed.
+            await reader.until(_count(3), "the freed seat")
+            await hold(live, buyer, event.id, [s2])
+            await reader.until(_count(4), "the next hold")
+    finally:
+        valkey.stop()
+
+    assert _summary(reader.changes()) == [
+        ("held", "hold", [str(s1)]),
+        ("reserved", "booking", [str(s1)]),
+        ("available", "refresh", [str(s1)]),
+        ("held", "hold", [str(s2)]),
+    ]
+    versions = [c["version"] for c in reader.changes()]
+    assert versions == list(range(versions[0], versions[0] + 4))

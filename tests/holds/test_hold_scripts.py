@@ -170,7 +170,7 @@ async def test_scripts_run_past_their_callers_deadline_do_nothing(store: HoldSto
     assert await hash_field(store.redis, keys.hold(event, hold.id), "state") == "held"
 
 
-async def test_a_write_redis_missed_drops_the_cache_once_redis_answers(
+async def test_a_write_redis_missed_is_reloaded_from_postgresql_once_redis_answers(
     store: HoldStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     event, alice = uuid.uuid4(), uuid.uuid4()
@@ -186,11 +186,11 @@ async def test_a_write_redis_missed_drops_the_cache_once_redis_answers(
         )
         await best_effort(store.mark_taken(event, SeatState.SOLD, sold, "payment"))
     assert store.stale_events == {event}
-    await store.repair_stale()
+    await store.repair_stale(snapshot_of({sold[0]: SeatState.SOLD}))
 
-    # PostgreSQL sold the seat while Redis could not be told; the rebuilt cache knows.
+    # PostgreSQL sold the seat while Redis could not be told; the reloaded cache knows.
     with pytest.raises(SeatsUnavailable) as refused:
-        await store.hold(event, alice, sold, POLICY, snapshot_of({sold[0]: SeatState.SOLD}))
+        await store.hold(event, alice, sold, POLICY, EMPTY)
     assert refused.value.reason == "sold"
     assert store.stale_events == set()
 

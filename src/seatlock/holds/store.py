@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, cast
 
 from seatlock import keys
 from seatlock.errors import NotFound, Unavailable
@@ -360,11 +360,15 @@ class HoldStore:
             self.stale_events.add(event_id)
             raise
 
-    async def repair_stale(self) -> None:
-        """Drop the reserved/sold cache of every event this process could not mirror a
-        write into; stops at the first event Redis still cannot be reached for."""
+    async def repair_stale(self, snapshot: TakenSnapshot) -> None:
+        """Reload from PostgreSQL the reserved/sold cache of every event this process could
+        not mirror a write into; stops at the first event Redis still cannot be reached
+        for. The cache is marked stale rather than dropped, so that the reload records
+        exactly the seats it corrects in the stream of changes."""
         for event_id in list(self.stale_events):
-            await self.redis.delete(keys.taken_seats(event_id))
+            key = keys.taken_seats(event_id)
+            await cast("Awaitable[int]", self.redis.hset(key, "__ready__", "0"))
+            await self.load_taken(event_id, snapshot)
             self.stale_events.discard(event_id)
 
     async def forget_layout(self, event_id: uuid.UUID) -> None:
