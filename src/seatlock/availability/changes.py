@@ -271,8 +271,10 @@ class Fanout:
         """A client's subscription, starting after version `position` (the current version
         when None); the caller closes it. Redis errors raise here, before any frame."""
         current = await self.log.version(event_id)
+        # Feeds that stopped for want of subscribers are forgotten.
+        self.feeds = {key: feed for key, feed in self.feeds.items() if feed.started}
         feed = self.feeds.get(event_id)
-        if feed is None or not feed.started:
+        if feed is None:
             feed = self.feeds[event_id] = EventFeed(self.log, event_id)
         subscriber = Subscriber(position if position is not None else current)
         # Subscribed before catching up, so that no change falls between the two.
