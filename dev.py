@@ -19,12 +19,16 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 
 def _install(extra: str) -> None:
-    if not (BIN / "python").exists():
-        venv.EnvBuilder(with_pip=True).create(VENV)
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     stamp = VENV / f".installed-{extra or 'base'}"
     if stamp.exists() and stamp.read_text() == digest:
         return
+    # Otherwise the next half minute is silent: say what it is spent on.
+    why = "pyproject.toml changed" if stamp.exists() else "first run, about 30 s"
+    what = "the project and its test tools" if extra else "the project"
+    print(f"installing {what} into .venv ({why})…", flush=True)
+    if not (BIN / "python").exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
     target = f"{ROOT}[{extra}]" if extra else str(ROOT)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "-e", target], check=True)  # noqa: S603

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
@@ -223,12 +223,15 @@ async def pay(buyer: Buyer, booking_id: str, recorder: Recorder) -> bool:
     if not settled(recorder, "initiate", reply, 201):
         return False
     payment = reply.json()
-    path = f"{urlsplit(payment['checkout_url']).path}/complete"
+    page = urlsplit(payment["checkout_url"])
+    path = f"{page.path}/complete?{page.query}"
     reply = await timed(recorder, "sandbox_complete", conn, "POST", path)
-    if not settled(recorder, "sandbox_complete", reply, 200):
+    if not settled(recorder, "sandbox_complete", reply, 303):
         return False
-    body = {"payment_id": payment["id"], "callback": reply.json()}
-    reply = await timed(recorder, "verify", conn, "POST", "/api/payments/verify", body, headers)
+    # The sandbox sends the browser back with the signed callback in the query string.
+    callback = dict(parse_qsl(urlsplit(reply.headers["location"]).query))
+    verify: dict[str, Any] = {"payment_id": payment["id"], "callback": callback}
+    reply = await timed(recorder, "verify", conn, "POST", "/api/payments/verify", verify, headers)
     if not settled(recorder, "verify", reply, 200):
         return False
     if reply.json().get("status") != "succeeded":

@@ -1,4 +1,4 @@
--- extend: slide a live hold's expiry by its TTL, never past its absolute deadline and
+-- extend: push a live hold's expiry a TTL further, never past its absolute deadline and
 -- never more often than its maximum number of extensions. Owner only.
 -- KEYS[1] holds  zset  hold id -> expiry (ms)
 -- KEYS[2] owner  zset  hold id -> expiry (ms) of the owner's holds
@@ -34,10 +34,10 @@ if extensions >= max_extensions or expires >= deadline then
   return {'limit'}
 end
 
-local new_expires = math.min(now + tonumber(fields[6]), deadline)
-if new_expires < expires then
-  new_expires = expires
-end
+-- The later of (expiry + TTL) and (now + TTL): extending early does not waste an
+-- extension, extending late still gives a whole TTL from now; never past the deadline.
+local ttl = tonumber(fields[6])
+local new_expires = math.min(math.max(expires, now) + ttl, deadline)
 redis.call('HSET', hold, 'expires', new_expires, 'extensions', extensions + 1, 'state', 'held')
 redis.call('PEXPIREAT', hold, new_expires)
 redis.call('ZADD', holds, new_expires, hold_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -59,12 +59,12 @@ async def initiate(
 async def sandbox_callback(
     client: httpx.AsyncClient, payment: dict[str, Any], outcome: str = "complete"
 ) -> dict[str, str]:
-    """What the sandbox checkout page hands back when the buyer pays (or fails to)."""
-    path = urlsplit(payment["checkout_url"]).path
-    response = await client.post(f"{path}/{outcome}")
-    assert response.status_code == 200, response.text
-    callback: dict[str, str] = response.json()
-    return callback
+    """What the sandbox hands back when the buyer pays (or fails to): the query string of
+    the return URL it sends the browser to."""
+    page = urlsplit(payment["checkout_url"])
+    response = await client.post(f"{page.path}/{outcome}?{page.query}", follow_redirects=False)
+    assert response.status_code == 303, response.text
+    return dict(parse_qsl(urlsplit(response.headers["location"]).query))
 
 
 async def verify(

@@ -44,3 +44,28 @@ def assert_problem(
     if slug is not None:
         assert body["type"] == f"/problems/{slug}", f"{asked}: {body['type']}"
     return body
+
+
+# The test client always comes from one address; a request carrying this header comes
+# from the address it names instead, for tests of what is counted per client address.
+ADDRESS_HEADER = "x-test-client-address"
+
+
+def from_addresses(app: Litestar) -> Litestar:
+    """`app`, reading each request's client address from ADDRESS_HEADER when present."""
+    handler = app.asgi_handler
+
+    async def addressed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            for name, value in scope["headers"]:
+                if name == ADDRESS_HEADER.encode():
+                    scope = {**scope, "client": (value.decode(), 50000)}
+        await handler(scope, receive, send)
+
+    app.asgi_handler = addressed
+    return app
+
+
+def at(address: str, headers: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers of a request from `address`."""
+    return {**(headers or {}), ADDRESS_HEADER: address}

@@ -75,6 +75,11 @@ def settings(database_url: str, redis_url: str, state_dir: Path) -> Settings:
         jwt_secret=TEST_SECRET,
         # Tests run the expiry sweep themselves, when they mean to.
         expiry_interval_seconds=3600,
+        # Every test client comes from one address; the rate limits' own tests set them.
+        rate_limit_holds_per_account="",
+        rate_limit_holds_per_address="",
+        rate_limit_registrations_per_address="",
+        rate_limit_payments_per_account="",
     )
 
 

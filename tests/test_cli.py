@@ -25,7 +25,7 @@ from seatlock.embedded.host import free_port, running_as_root
 from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.models import Role, User
 from seatlock.settings import Settings
-from tests.clients import PASSWORD, Client
+from tests.clients import PASSWORD, Client, ClientWith
 
 ADMIN_EMAIL = "root@example.test"
 # Only what a user's shell would have: no server URLs, no seatlock settings.
@@ -95,7 +95,11 @@ async def test_create_admin_refuses_mismatched_passwords(
 
 
 @pytest.mark.parametrize(
-    ("email", "password"), [(ADMIN_EMAIL, "too short"), ("not-an-email", PASSWORD)]
+    ("email", "password", "message"),
+    [
+        (ADMIN_EMAIL, "too short", "invalid password: it needs 12 to 128 characters"),
+        ("not-an-email", PASSWORD, "invalid account"),
+    ],
 )
 async def test_create_admin_refuses_an_invalid_account(
     settings: Settings,
@@ -103,10 +107,87 @@ async def test_create_admin_refuses_an_invalid_account(
     monkeypatch: pytest.MonkeyPatch,
     email: str,
     password: str,
+    message: str,
 ) -> None:
     _answers(monkeypatch, password, password)
-    with pytest.raises(SystemExit, match="invalid account"):
+    with pytest.raises(SystemExit, match=message):
         await _create_admin(settings, email)
+    assert await _users(engine) == []
+
+
+async def _run_create_admin(
+    settings: Settings, *args: str, stdin: str
+) -> tuple[int | None, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        _seatlock(),
+        "create-admin",
+        "--email",
+        ADMIN_EMAIL,
+        *args,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_bare_environment(DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url),
+        start_new_session=True,
+    )
+    stdout, stderr = await process.communicate(stdin.encode())
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+async def test_create_admin_reads_one_line_with_password_stdin(
+    client: Client, settings: Settings, engine: AsyncEngine
+) -> None:
+    code, stdout, stderr = await _run_create_admin(settings, "--password-stdin", stdin=PASSWORD)
+    assert code == 0, stderr
+    assert f"admin {ADMIN_EMAIL} created" in stdout
+    assert PASSWORD not in stdout + stderr
+    assert await _users(engine) == [(ADMIN_EMAIL, Role.ADMIN)]
+    login = await client.post("/api/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD})
+    assert login.status_code == 200, login.text
+
+
+@pytest.mark.parametrize("args", [("--password-stdin",), ()])
+async def test_create_admin_explains_a_short_or_missing_password_without_a_traceback(
+    settings: Settings, engine: AsyncEngine, args: tuple[str, ...]
+) -> None:
+    # Without --password-stdin a pipe of one line used to end in EOFError at the second prompt.
+    stdin = "short\n" if args else f"{PASSWORD}\n"
+    code, _, stderr = await _run_create_admin(settings, *args, stdin=stdin)
+    assert code == 1
+    assert "Traceback" not in stderr
+    expected = "invalid password: it needs 12" if args else "no password given"
+    assert expected in stderr
+    assert await _users(engine) == []
+
+
+async def test_create_admin_promotes_an_existing_account(
+    client_with: ClientWith, settings: Settings, engine: AsyncEngine
+) -> None:
+    async with client_with(account_cache_seconds=0) as client:
+        signed_up = await client.post(
+            "/api/auth/register",
+            json={"email": ADMIN_EMAIL, "password": PASSWORD, "full_name": "Soon Admin"},
+        )
+        bearer = {"Authorization": f"Bearer {signed_up.json()['access_token']}"}
+        assert (await client.get("/api/admin/users", headers=bearer)).status_code == 403
+
+        code, stdout, stderr = await _run_create_admin(settings, "--promote", stdin="")
+
+        assert code == 0, stderr
+        assert f"{ADMIN_EMAIL} is now an admin" in stdout
+        assert await _users(engine) == [(ADMIN_EMAIL, Role.ADMIN)]
+        # The password is kept, and the live token counts as ADMIN at once.
+        login = await client.post(
+            "/api/auth/login", json={"email": ADMIN_EMAIL, "password": PASSWORD}
+        )
+        assert login.json()["user"]["role"] == "ADMIN"
+        assert (await client.get("/api/admin/users", headers=bearer)).status_code == 200
+
+
+async def test_promote_refuses_an_unknown_account(settings: Settings, engine: AsyncEngine) -> None:
+    code, _, stderr = await _run_create_admin(settings, "--promote", stdin="")
+    assert code == 1
+    assert "no account has the email" in stderr
     assert await _users(engine) == []
 
 

@@ -1,5 +1,5 @@
 """The package's shape: no import cycle between its modules, and a wheel that carries the
-Lua scripts and the migrations it needs to run."""
+Lua scripts, the migrations and the pages' static files it needs to run."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_the_cycle_check_sees_a_cycle() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
 
 
-def test_the_wheel_carries_every_script_and_migration(tmp_path: Path) -> None:
+def test_the_wheel_carries_every_script_migration_and_static_file(tmp_path: Path) -> None:
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
         capture_output=True,
@@ -84,6 +84,12 @@ def test_the_wheel_carries_every_script_and_migration(tmp_path: Path) -> None:
         f"seatlock/migrations/{p.relative_to(ROOT / 'migrations').as_posix()}"
         for p in (ROOT / "migrations").rglob("*.py")
     }
+    static = {
+        f"seatlock/{p.relative_to(PACKAGE).as_posix()}"
+        for p in (PACKAGE / "ops" / "static").rglob("*")
+        if p.is_file()
+    }
     assert scripts
     assert migrations
-    assert scripts | migrations | {"seatlock/migrations/script.py.mako"} <= names
+    assert static
+    assert scripts | migrations | static | {"seatlock/migrations/script.py.mako"} <= names

@@ -150,3 +150,35 @@ def test_env_example_documents_every_setting() -> None:
     compose_only = {"POSTGRES_PASSWORD", "SEATLOCK_PUBLISHED_PORT"}
     assert sorted(settings - documented) == []
     assert sorted(documented - settings - compose_only) == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "base_url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"SEATLOCK_PORT": "9123"}, "http://127.0.0.1:9123"),
+        ({"SEATLOCK_HOST": "0.0.0.0", "SEATLOCK_PORT": "9123"}, "http://127.0.0.1:9123"),
+        ({"SEATLOCK_HOST": "::", "SEATLOCK_PORT": "9123"}, "http://[::1]:9123"),
+        ({"SEATLOCK_HOST": "seatlock.lan"}, "http://seatlock.lan:8000"),
+        (
+            {"SEATLOCK_PUBLIC_BASE_URL": "https://tickets.example/", "SEATLOCK_PORT": "9123"},
+            "https://tickets.example",
+        ),
+    ],
+)
+def test_the_public_base_url_defaults_to_where_the_service_listens(
+    environ: dict[str, str], base_url: str
+) -> None:
+    assert read_settings(environ).base_url == base_url
+
+
+@pytest.mark.parametrize("value", ["30/minute", "20 per hour", "100/5 minutes", ""])
+def test_rate_limits_take_the_limits_notation(value: str) -> None:
+    settings = read_settings({"SEATLOCK_RATE_LIMIT_HOLDS_PER_ACCOUNT": value})
+    assert settings.rate_limit_holds_per_account == value
+
+
+@pytest.mark.parametrize("value", ["30", "30/fortnight", "lots", "-1/minute"])
+def test_a_rate_limit_that_cannot_be_read_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="rate_limit_holds_per_account"):
+        read_settings({"SEATLOCK_RATE_LIMIT_HOLDS_PER_ACCOUNT": value})

@@ -11,11 +11,9 @@ from litestar import Litestar, Router
 from litestar.config.compression import CompressionConfig
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 
 from seatlock import db, deps
-from seatlock.auth.access import PUBLIC, authorize
+from seatlock.auth.access import authorize
 from seatlock.auth.account_stamps import StampCache
 from seatlock.auth.admin_routes import admin_router
 from seatlock.auth.routes import auth_router
@@ -35,10 +33,17 @@ from seatlock.holds.repair import repair_until
 from seatlock.holds.routes import holds_router
 from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldStore
+from seatlock.inputs import require_json
+from seatlock.openapi import openapi_config
+from seatlock.ops.dashboard import dashboard_router
+from seatlock.ops.metrics import metrics, metrics_lifespan
+from seatlock.ops.request_log import RequestObserver, configure_logging
+from seatlock.ops.routes import ops_router
 from seatlock.payments.providers.registry import build_providers
 from seatlock.payments.providers.sandbox_routes import sandbox_router
 from seatlock.payments.routes import payments_router
 from seatlock.problems import problem_details_plugin
+from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
 
@@ -55,6 +60,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.redis = redis
     app.state.redis_breaker = Breaker(settings.redis_breaker_seconds)
     app.state.holds = HoldStore(redis, scripts)
+    app.state.rate_limits = RateLimits(redis, settings, app.state.redis_breaker)
     app.state.account_stamps = StampCache(redis, app.state.sessions, settings)
     app.state.on_sale = OnSaleCache(app.state.sessions)
     app.state.layouts = LayoutCache(app.state.sessions, app.state.on_sale)
@@ -93,26 +99,9 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         await hold_sweeper
         await app.state.fanout.close()
         await http.aclose()
+        await app.state.rate_limits.aclose()
         await redis.aclose()
         await engine.dispose()
-
-
-def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
-        title="Seatlock",
-        version="0.1.0",
-        path="/schema",
-        # The documentation pages sit behind the role guard like every other route.
-        openapi_router=Router(
-            "/schema", route_handlers=[], guards=[authorize], opt={"roles": PUBLIC}
-        ),
-        components=Components(
-            security_schemes={
-                "BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
-            }
-        ),
-        security=[{"BearerAuth": []}],
-    )
 
 
 def _cors(settings: Settings) -> CORSConfig | None:
@@ -125,6 +114,8 @@ def _cors(settings: Settings) -> CORSConfig | None:
         allow_methods=["GET", "POST", "PATCH", "DELETE"],
         allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Requested-With"],
         allow_credentials=True,
+        # What browser code may read of an answer besides the basics.
+        expose_headers=["Idempotent-Replayed", "Retry-After", "Location", "X-Request-ID"],
     )
 
 
@@ -149,20 +140,29 @@ def create_app(settings: Settings | None = None) -> Litestar:
             holds_router,
             events_router,
             availability_router,
+            ops_router,
             bookings_router,
             payments_router,
             sandbox_router,
+            dashboard_router,
+            metrics,
         ],
-        guards=[authorize],
+        guards=[authorize, require_json],
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[guarded],
         dependencies=deps.dependencies(),
         plugins=[problem_details_plugin()],
-        openapi_config=_openapi(),
-        lifespan=[resources],
+        openapi_config=openapi_config("Seatlock", "0.1.0"),
+        lifespan=[resources, metrics_lifespan],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings),
         compression_config=compression(),
+        # Logging is ours (`ops.request_log`), not a second root handler of Litestar's.
+        logging_config=None,
     )
+    configure_logging(settings.log_format)
+    # Outside the router, so that every request is timed, counted and logged, 404s too.
+    app.asgi_handler = RequestObserver(app.asgi_handler)
+    return app

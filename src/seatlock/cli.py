@@ -1,4 +1,5 @@
-"""The `seatlock` command: serve, migrate, create-admin, reset-password."""
+"""The `seatlock` command: serve, migrate, create-admin, reset-password, and the ops
+console (holds, report)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,23 @@ import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import get_args
 
 import msgspec
 import uvicorn
 
 from seatlock import db, migrate
 from seatlock.auth.accounts import reset_password
+from seatlock.auth.user_admin import promote_to_admin
 from seatlock.auth.users import register_user
 from seatlock.bodies import Email, Name, Password
 from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.errors import Conflict, NotFound
 from seatlock.models import Role
+from seatlock.ops import console
+from seatlock.ops.metrics import prepare_multiprocess_dir
+from seatlock.ops.request_log import configure_logging
 from seatlock.redis_client import connect_redis
 from seatlock.settings import Settings, SettingsError, read_settings
 
@@ -69,6 +75,7 @@ def serve(settings: Settings) -> None:
         # Workers are separate processes that read their settings from the environment.
         os.environ["DATABASE_URL"] = database_url
         os.environ["REDIS_URL"] = redis_url
+        prepare_multiprocess_dir(settings)
         uvicorn.run(
             "seatlock.app:create_app",
             factory=True,
@@ -76,6 +83,8 @@ def serve(settings: Settings) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level="info",
+            # The service logs each request itself, with its route and request id.
+            access_log=False,
         )
 
 
@@ -102,10 +111,34 @@ async def _create_admin(database_url: str, account: AdminAccount) -> None:
         await engine.dispose()
 
 
-def create_admin(settings: Settings, email: str, full_name: str) -> None:
-    password = getpass.getpass("Password: ")
-    if password != getpass.getpass("Repeat password: "):
+def _read_admin_password(password_stdin: bool) -> str:
+    """One line of standard input with --password-stdin; otherwise asked twice."""
+    if password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    try:
+        password = getpass.getpass("Password: ")
+        repeated = getpass.getpass("Repeat password: ")
+    except EOFError:
+        sys.exit("no password given: pipe it with --password-stdin, or run at a terminal")
+    if password != repeated:
         sys.exit("the passwords differ")
+    return password
+
+
+def _checked_password(password: str) -> str:
+    try:
+        return msgspec.convert({"password": password}, NewPassword).password
+    except msgspec.ValidationError:
+        sys.exit(
+            f"invalid password: it needs {PASSWORD_LENGTH.min_length} to "
+            f"{PASSWORD_LENGTH.max_length} characters"
+        )
+
+
+def create_admin(
+    settings: Settings, email: str, full_name: str, *, password_stdin: bool = False
+) -> None:
+    password = _checked_password(_read_admin_password(password_stdin))
     try:
         account = msgspec.convert(
             {"email": email, "password": password, "full_name": full_name}, AdminAccount
@@ -117,12 +150,39 @@ def create_admin(settings: Settings, email: str, full_name: str) -> None:
         try:
             asyncio.run(_create_admin(database_url, account))
         except Conflict as exc:
-            sys.exit(str(exc))
+            sys.exit(f"{exc}; --promote makes an existing account ADMIN")
     print(f"admin {account.email} created")
+
+
+async def _promote(settings: Settings, database_url: str, email: str) -> None:
+    engine = db.create_engine(database_url, pool_size=1)
+    # Without a configured Redis the running service learns of the role within
+    # SEATLOCK_ACCOUNT_CACHE_SECONDS from PostgreSQL, as after a reset-password.
+    redis = connect_redis(settings) if settings.redis_url else None
+    try:
+        async with db.session_factory(engine)() as session:
+            await promote_to_admin(session, redis, settings, email)
+    finally:
+        if redis is not None:
+            await redis.aclose()
+        await engine.dispose()
+
+
+def promote_admin(settings: Settings, email: str) -> None:
+    with database(settings) as database_url:
+        migrate.upgrade(database_url)
+        try:
+            asyncio.run(_promote(settings, database_url, email))
+        except NotFound as exc:
+            sys.exit(f"{exc}; leave out --promote to create it")
+    print(f"{email} is now an admin")
 
 
 class NewPassword(msgspec.Struct, forbid_unknown_fields=True):
     password: Password
+
+
+PASSWORD_LENGTH: msgspec.Meta = get_args(Password)[1]
 
 
 def _read_new_password() -> str:
@@ -150,14 +210,11 @@ async def _reset_password(settings: Settings, database_url: str, email: str, pas
 
 
 def reset_account_password(settings: Settings, email: str) -> None:
-    try:
-        new = msgspec.convert({"password": _read_new_password()}, NewPassword)
-    except msgspec.ValidationError as exc:
-        sys.exit(f"invalid password: {exc}")
+    password = _checked_password(_read_new_password())
     with database(settings) as database_url:
         migrate.upgrade(database_url)
         try:
-            asyncio.run(_reset_password(settings, database_url, email, new.password))
+            asyncio.run(_reset_password(settings, database_url, email, password))
         except NotFound as exc:
             sys.exit(str(exc))
     print(f"password of {email} reset; its sessions are signed out")
@@ -173,11 +230,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin.add_argument("--email", required=True)
     admin.add_argument("--name", default="Administrator")
+    given = admin.add_mutually_exclusive_group()
+    given.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of asking",
+    )
+    given.add_argument(
+        "--promote", action="store_true", help="make an existing account ADMIN instead"
+    )
     reset = commands.add_parser(
         "reset-password",
         help="set an account's password (read from standard input) and sign it out everywhere",
     )
     reset.add_argument("--email", required=True)
+    console.add_commands(commands)
     return parser
 
 
@@ -190,14 +257,14 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
         settings = read_settings()
     except SettingsError as exc:
         sys.exit(f"seatlock: {exc}")
-    if args.command == "serve":
+    configure_logging(settings.log_format)
+    if args.command in ("holds", "report"):
+        console.run(args, settings)
+    elif args.command == "serve":
         try:
             serve(settings)
         except KeyboardInterrupt:
@@ -206,5 +273,7 @@ def main(argv: list[str] | None = None) -> None:
         run_migrations(settings)
     elif args.command == "reset-password":
         reset_account_password(settings, args.email)
+    elif args.promote:
+        promote_admin(settings, args.email)
     else:
-        create_admin(settings, args.email, args.name)
+        create_admin(settings, args.email, args.name, password_stdin=args.password_stdin)

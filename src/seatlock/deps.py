@@ -16,12 +16,14 @@ from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.auth.access import provide_principal, provide_viewer
+from seatlock.auth.responses import client_address
 from seatlock.auth.tokens import Principal
 from seatlock.events.images import ImageStore
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
 from seatlock.payments.providers.base import PaymentProvider
+from seatlock.rate_limits import RateLimits as RateLimitsType
 from seatlock.redis_client import Breaker, RedisClient
 from seatlock.settings import Settings as SettingsType
 
@@ -36,6 +38,7 @@ RedisBreaker: TypeAlias = NamedDependency[Breaker]
 OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
+RateLimits: TypeAlias = NamedDependency[SkipValidation[RateLimitsType]]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
 
@@ -49,6 +52,9 @@ class HoldDesk:
     caller: Principal
     holds: HoldStore
     on_sale: OnSaleCache
+    rate_limits: RateLimitsType
+    # The caller's address, for the rate limits.
+    address: str
 
 
 Desk: TypeAlias = NamedDependency[HoldDesk]
@@ -71,7 +77,13 @@ async def _db_session(state: State) -> AsyncIterator[AsyncSession]:
 
 
 def _hold_desk(request: Request[Any, Any, Any], state: State) -> HoldDesk:
-    return HoldDesk(provide_principal(request), state.holds, state.on_sale)
+    return HoldDesk(
+        provide_principal(request),
+        state.holds,
+        state.on_sale,
+        state.rate_limits,
+        client_address(request),
+    )
 
 
 def dependencies() -> dict[str, Provide]:
@@ -84,6 +96,7 @@ def dependencies() -> dict[str, Provide]:
         "on_sale": _state_value("on_sale"),
         "providers": _state_value("providers"),
         "image_store": _state_value("images"),
+        "rate_limits": _state_value("rate_limits"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "hold_desk": Provide(_hold_desk, sync_to_thread=False),

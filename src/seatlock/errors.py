@@ -115,3 +115,5 @@ class Unavailable(DomainError):
     title = "Service temporarily unavailable"
     # Every outage answer says when to try again (Redis is retried within a second).
     retry_after = 1
+    # What was unavailable, for the metrics of 503 answers.
+    cause = "redis"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Response, Router, get
+from litestar.openapi import ResponseSpec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -18,8 +19,9 @@ class Readiness(msgspec.Struct):
     checks: dict[str, str]
 
 
-@get("/live", roles=PUBLIC)
+@get("/live", roles=PUBLIC, operation_id="checkLiveness")
 async def live() -> dict[str, str]:
+    """Whether the process answers at all (no dependency is asked)."""
     return {"status": "ok"}
 
 
@@ -42,8 +44,15 @@ async def _check_redis(redis: deps.Redis) -> str:
     return "ok"
 
 
-@get("/ready", roles=PUBLIC)
+@get(
+    "/ready",
+    roles=PUBLIC,
+    operation_id="checkReadiness",
+    responses={503: ResponseSpec(Readiness, description="Not ready: the failing checks")},
+)
 async def ready(db_engine: deps.DbEngine, redis: deps.Redis) -> Response[Readiness]:
+    """Whether PostgreSQL (at the migrations' head) and Redis answer: 200, or 503 naming
+    what fails."""
     checks = {"postgres": await _check_postgres(db_engine), "redis": await _check_redis(redis)}
     healthy = all(value == "ok" for value in checks.values())
     return Response(

@@ -15,12 +15,31 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+# Sign-in failures (hashes of count and last failure), one per account, client address,
+# and pair of both.
+
+
 def login_failures_for_account(email: str) -> str:
     return f"seatlock:login:account:{_digest(email)}"
 
 
 def login_failures_for_address(address: str) -> str:
     return f"seatlock:login:address:{_digest(address)}"
+
+
+def login_failures_for_account_address(email: str, address: str) -> str:
+    pair = f"{email}\n{address}"
+    return f"seatlock:login:pair:{_digest(pair)}"
+
+
+# Rate limits: the `limits` library puts this prefix, the subject below, the limit's
+# count and period together into a key.
+RATE_LIMIT_PREFIX = "seatlock:rate"
+
+
+def rate_limited(route: str, per: str, value: str) -> str:
+    """The subject of a rate limit: a route's requests per account or per address."""
+    return f"{route}/{per}/{_digest(value) if per == 'address' else value}"
 
 
 def account_stamp(user_id: uuid.UUID) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy import (
     Index,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     Uuid,
     func,
@@ -232,7 +233,8 @@ class Payment(Base):
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[PaymentStatus] = mapped_column(_enum(PaymentStatus, "payment_status"))
     provider_reference: Mapped[str | None] = mapped_column(String(200))
-    checkout_url: Mapped[str | None] = mapped_column(String(1000))
+    # A sandbox checkout's address carries the return URL: no bound of its own.
+    checkout_url: Mapped[str | None] = mapped_column(Text)
     failure_reason: Mapped[str | None] = mapped_column(String(200))
     refund_reference: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from seatlock.errors import DomainError, Unauthorized
+from seatlock.ops.metrics import UNAVAILABLE
 
 logger = logging.getLogger("seatlock")
 
@@ -36,6 +37,8 @@ def from_domain_error(exc: DomainError) -> ProblemDetailsException:
         headers["Retry-After"] = str(exc.retry_after)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
+    if exc.status == 503:
+        UNAVAILABLE.labels(getattr(exc, "cause", exc.slug)).inc()
     return ProblemDetailsException(
         status_code=exc.status,
         type_=PROBLEM_BASE + exc.slug,
@@ -105,8 +108,9 @@ def from_unhandled(exc: Exception) -> ProblemDetailsException:
     )
 
 
-def _retry_soon(detail: str) -> ProblemDetailsException:
+def _retry_soon(detail: str, cause: str) -> ProblemDetailsException:
     """503 for a request that changed nothing and can simply be sent again."""
+    UNAVAILABLE.labels(cause).inc()
     return ProblemDetailsException(
         status_code=503,
         type_="about:blank",
@@ -120,7 +124,7 @@ def from_pool_timeout(exc: PoolTimeout) -> ProblemDetailsException:
     # Every database connection of this process stayed busy past the pool timeout: an
     # overload to retry after, not a fault.
     logger.warning("no database connection free in time: %s", exc)
-    return _retry_soon("The service is busy; please retry shortly.")
+    return _retry_soon("The service is busy; please retry shortly.", "db_pool")
 
 
 # PostgreSQL aborted the transaction to resolve a deadlock or a serialization conflict:
@@ -146,7 +150,7 @@ def from_outage(exc: Exception) -> ProblemDetailsException:
     # The request's transaction never committed: it can be sent again once PostgreSQL is
     # back, which a restart makes a matter of seconds.
     logger.warning("PostgreSQL unreachable, answered 503: %s", exc)
-    return _retry_soon("The database is unavailable; please retry shortly.")
+    return _retry_soon("The database is unavailable; please retry shortly.", "database")
 
 
 def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
@@ -163,7 +167,21 @@ def from_database_error(exc: DBAPIError) -> ProblemDetailsException:
     if sqlstate not in RETRYABLE_SQLSTATES:
         return from_unhandled(exc)
     logger.warning("transaction aborted by PostgreSQL, answered 503: %s", exc.orig)
-    return _retry_soon("The request collided with another one and changed nothing; please retry.")
+    return _retry_soon(
+        "The request collided with another one and changed nothing; please retry.", "db_conflict"
+    )
+
+
+def from_recursion_error(exc: RecursionError) -> ProblemDetailsException:
+    # msgspec gives up on JSON nested deeper than it can parse: bad input, not a fault.
+    if "deserializing" not in str(exc):
+        return from_unhandled(exc)
+    return ProblemDetailsException(
+        status_code=400,
+        type_=PROBLEM_BASE + "too-deeply-nested",
+        title="The request body is nested too deeply",
+        detail="JSON bodies may not be nested this deeply.",
+    )
 
 
 def from_other_error(exc: Exception) -> ProblemDetailsException:
@@ -185,6 +203,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
                 # A connection refused or timed out before any DBAPI call could wrap it.
                 ConnectionError: from_outage,
                 TimeoutError: from_outage,
+                RecursionError: from_recursion_error,
                 Exception: from_other_error,
             }
         )

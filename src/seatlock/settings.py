@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -16,6 +16,7 @@ MIN_SECRET_BYTES = {"HS256": 32, "HS384": 48, "HS512": 64}
 DEFAULT_SANDBOX_SECRET = "dev-only-sandbox-secret-anyone-can-sign-payments-with-it"
 # The sandbox signs with HMAC-SHA256: a key as long as the hash.
 MIN_SANDBOX_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_BYTES = 32
 
 # Every setting: environment variable -> field. Two keep their conventional names.
 ENVIRONMENT_NAMES = {
@@ -23,6 +24,14 @@ ENVIRONMENT_NAMES = {
     "REDIS_URL": "redis_url",
 }
 PREFIX = "SEATLOCK_"
+
+
+# A rate limit in the `limits` library's notation, "<count>/<period>" ("30/minute",
+# "20 per hour", "100/5 minutes"); empty for none.
+RateLimit = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^(|\s*[0-9]+\s*(/|per)\s*([0-9]+\s*)?(second|minute|hour|day)s?\s*)$"),
+]
 
 
 class SettingsError(Exception):
@@ -52,13 +61,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     account_cache_seconds: float = 2.0
     allowed_origins: str = ""
     max_body_bytes: int = 1_048_576
-    login_attempts_per_account: int = 5
+    # Sign-in throttling (auth/throttle.py): failures before delays start, per account and
+    # address, per address, and per account (from addresses that failed on it).
+    login_attempts_per_account_address: int = 5
     login_attempts_per_address: int = 20
+    login_attempts_per_account: int = 100
+    login_delay_seconds: float = 1.0
     login_window_seconds: int = 900
+    # Rate limits (rate_limits.py), counted in Redis.
+    rate_limit_holds_per_account: RateLimit = "30/minute"
+    rate_limit_holds_per_address: RateLimit = "300/minute"
+    rate_limit_registrations_per_address: RateLimit = "20/hour"
+    rate_limit_payments_per_account: RateLimit = "10/minute"
     image_dir: str = ""
     max_image_bytes: int = 5_242_880
     max_seats_per_event: int = 100_000
-    public_base_url: str = "http://127.0.0.1:8000"
+    # Empty: where the service listens (`base_url`).
+    public_base_url: str = ""
     sandbox_secret: str = DEFAULT_SANDBOX_SECRET
     sandbox_in_production: bool = False
     khalti_secret_key: str = ""
@@ -75,6 +94,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     idempotency_lease_seconds: float = 30.0
     cancellation_cutoff_hours: int = 24
     expiry_interval_seconds: float = 5.0
+    # A bearer token that opens GET /metrics alone (a scraper's); empty: admins only.
+    metrics_token: str = ""
+    log_format: Literal["json", "plain"] = "json"
 
     @property
     def state_dir(self) -> Path:
@@ -84,6 +106,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     def image_path(self) -> Path:
         """Where uploaded event images are stored: `image_dir`, or `images` in the data dir."""
         return Path(self.image_dir).resolve() if self.image_dir else self.state_dir / "images"
+
+    @property
+    def base_url(self) -> str:
+        """The service's address as buyers' browsers reach it: `public_base_url`, or the
+        host and port it listens on (a wildcard address read as this machine's loopback)."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        wildcards = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}  # noqa: S104 (not bound)
+        host = wildcards.get(self.host, self.host)
+        return f"http://{f'[{host}]' if ':' in host else host}:{self.port}"
 
     @property
     def origins(self) -> frozenset[str]:
@@ -113,6 +145,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         if not self.database_url or not self.redis_url:
             raise SettingsError("DATABASE_URL and REDIS_URL must be set in production")
         self._check_payments()
+        if self.metrics_token and len(self.metrics_token.encode()) < MIN_METRICS_TOKEN_BYTES:
+            raise SettingsError(
+                f"SEATLOCK_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes in "
+                "production"
+            )
 
     def _check_payments(self) -> None:
         sandboxed = sorted(method for method, key in self.payment_keys.items() if not key)

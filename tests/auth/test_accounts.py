@@ -169,7 +169,9 @@ async def test_rotated_away_cookie_counts_as_reuse(client: Client) -> None:
 async def test_wrong_current_password_is_refused_and_throttled(
     client_with: ClientWith,
 ) -> None:
-    async with client_with(account_cache_seconds=0, login_attempts_per_account=2) as client:
+    async with client_with(
+        account_cache_seconds=0, login_attempts_per_account_address=2, login_delay_seconds=60
+    ) as client:
         ada = await _register(client)
         for _ in range(2):
             assert_problem(await _change_password(client, ada, "wrong password!"), 403)

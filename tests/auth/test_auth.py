@@ -9,21 +9,16 @@ from typing import Any
 
 import jwt
 import pytest
-from redis.asyncio import Redis
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock import keys
 from seatlock.auth.responses import AUTH_PATH, REFRESH_COOKIE
-from seatlock.embedded.host import free_port
 from seatlock.models import RefreshToken, User
 from seatlock.settings import Settings
 from tests.clients import PASSWORD, Client, ClientWith, assert_problem
 
 EMAIL = "ada@example.test"
 SAME_SITE = {"X-Requested-With": "fetch"}
-ACCOUNT_LIMIT = 3
-ADDRESS_LIMIT = 5
 
 
 async def _register(client: Client, email: str = EMAIL, password: str = PASSWORD) -> Any:
@@ -403,91 +398,3 @@ async def test_origins_not_listed_are_still_refused(frontend_client: Client) -> 
     token = (await _register(frontend_client)).cookies[REFRESH_COOKIE]
     response = await _refresh(frontend_client, token, {"Origin": "https://other.example"})
     assert_problem(response, 403)
-
-
-# Throttling
-
-
-@pytest.fixture
-async def throttled_client(client_with: ClientWith) -> AsyncIterator[Client]:
-    async with client_with(
-        login_attempts_per_account=ACCOUNT_LIMIT, login_attempts_per_address=ADDRESS_LIMIT
-    ) as client:
-        yield client
-
-
-def _assert_throttled(response: Any, settings: Settings) -> None:
-    assert_problem(response, 429, "too-many-requests")
-    assert 0 < int(response.headers["retry-after"]) <= settings.login_window_seconds
-
-
-async def test_login_is_throttled_per_account(throttled_client: Client, settings: Settings) -> None:
-    await _register(throttled_client)
-    for _ in range(ACCOUNT_LIMIT):
-        assert (await _login(throttled_client, password="wrong password!")).status_code == 401
-    # Even the right password is refused now, so guessing cannot go on.
-    _assert_throttled(await _login(throttled_client), settings)
-
-
-async def test_login_throttling_per_account_treats_unknown_emails_alike(
-    throttled_client: Client, settings: Settings
-) -> None:
-    for _ in range(ACCOUNT_LIMIT):
-        assert (await _login(throttled_client, email="ghost@example.test")).status_code == 401
-    _assert_throttled(await _login(throttled_client, email="ghost@example.test"), settings)
-
-
-async def test_account_throttling_leaves_other_accounts_alone(throttled_client: Client) -> None:
-    await _register(throttled_client)
-    await _register(throttled_client, email="grace@example.test")
-    for _ in range(ACCOUNT_LIMIT):
-        await _login(throttled_client, password="wrong password!")
-    assert (await _login(throttled_client, email="grace@example.test")).status_code == 200
-
-
-async def test_login_is_throttled_per_address(throttled_client: Client, settings: Settings) -> None:
-    await _register(throttled_client)
-    # One failure each for many accounts: no account reaches its limit, the address does.
-    for n in range(ADDRESS_LIMIT):
-        response = await _login(throttled_client, email=f"guess{n}@example.test")
-        assert response.status_code == 401
-    _assert_throttled(await _login(throttled_client), settings)
-
-
-async def test_successful_login_clears_the_account_failures(throttled_client: Client) -> None:
-    await _register(throttled_client)
-    for _ in range(ACCOUNT_LIMIT - 1):
-        await _login(throttled_client, password="wrong password!")
-    assert (await _login(throttled_client)).status_code == 200
-    await _login(throttled_client, password="wrong password!")
-    assert (await _login(throttled_client)).status_code == 200
-
-
-async def test_failure_counters_expire_with_the_window(
-    throttled_client: Client, redis: Redis, settings: Settings
-) -> None:
-    await _login(throttled_client, email="ghost@example.test")
-    counters = [keys.login_failures_for_account("ghost@example.test")]
-    counters += [k async for k in redis.scan_iter("seatlock:login:address:*")]
-    assert len(counters) == 2
-    for key in counters:
-        assert await redis.get(key) == "1"
-        assert 0 < await redis.ttl(key) <= settings.login_window_seconds
-
-
-async def test_counter_left_without_expiry_gets_one_at_the_next_failure(
-    throttled_client: Client, redis: Redis, settings: Settings
-) -> None:
-    key = keys.login_failures_for_account("ghost@example.test")
-    await redis.set(key, 1)
-    await _login(throttled_client, email="ghost@example.test")
-    assert await redis.get(key) == "2"
-    assert 0 < await redis.ttl(key) <= settings.login_window_seconds
-
-
-async def test_sign_in_works_without_redis(client_with: ClientWith) -> None:
-    # Throttling fails open: only holds may depend on Redis.
-    async with client_with(redis_url=f"redis://127.0.0.1:{free_port()}/0") as client:
-        assert (await _register(client)).status_code == 201
-        assert (await _login(client, password="wrong password!")).status_code == 401
-        assert (await _login(client)).status_code == 200

@@ -9,7 +9,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -138,9 +138,11 @@ class Shopper:
         payment = await self.answered(
             "initiate", self.post("/api/payments/initiate", body, str(uuid.uuid4()))
         )
-        page = urlsplit(payment.json()["checkout_url"]).path
-        callback = await self.answered("pay", self.post(f"{page}/complete", None))
-        verify = {"payment_id": payment.json()["id"], "callback": callback.json()}
+        page = urlsplit(payment.json()["checkout_url"])
+        paid = await self.answered("pay", self.post(f"{page.path}/complete?{page.query}", None))
+        # The sandbox sends the browser back with the signed callback in the query string.
+        callback = dict(parse_qsl(urlsplit(paid.headers["location"]).query))
+        verify = {"payment_id": payment.json()["id"], "callback": callback}
         verified = await self.answered("verify", self.post("/api/payments/verify", verify))
         assert verified.json()["status"] == "succeeded", verified.text
 
@@ -172,7 +174,7 @@ async def test_a_restart_under_load_answers_503_or_success_and_strands_nothing(
         await asyncio.to_thread(restart_immediately, postgres)
         await asyncio.gather(*load)
 
-    refused = [a for a in log if a.status >= 300]
+    refused = [a for a in log if a.status >= 400]
     assert all(a.status == 503 and a.retry_after for a in refused if a.status != 409), refused
     assert all(a.problem == KEY_IN_USE and a.retry_after for a in refused if a.status == 409), (
         refused

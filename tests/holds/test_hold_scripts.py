@@ -69,6 +69,22 @@ async def test_extensions_slide_the_expiry_up_to_their_limit(store: HoldStore) -
         await store.extend(hold.id, alice)
 
 
+async def test_an_early_extension_adds_a_whole_ttl_to_the_expiry(store: HoldStore) -> None:
+    event, alice = uuid.uuid4(), uuid.uuid4()
+    policy = HoldPolicy(ttl_ms=60_000, max_extensions=3, max_lifetime_ms=600_000, seat_cap=10)
+    hold = await store.hold(event, alice, seats(1), policy, EMPTY)
+
+    # Extended at once, twice: each extension counts from the expiry, not from now, so
+    # none of it is wasted.
+    once = await store.extend(hold.id, alice)
+    twice = await store.extend(hold.id, alice)
+
+    created_ms = round(hold.expires_at.timestamp() * 1000)
+    assert round(once.expires_at.timestamp() * 1000) == created_ms + 60_000
+    assert round(twice.expires_at.timestamp() * 1000) == created_ms + 120_000
+    assert (await store.get(hold.id, alice)).expires_at == twice.expires_at
+
+
 async def test_an_extension_never_passes_the_absolute_lifetime(store: HoldStore) -> None:
     event, alice = uuid.uuid4(), uuid.uuid4()
     capped = HoldPolicy(ttl_ms=60_000, max_extensions=5, max_lifetime_ms=60_005, seat_cap=10)

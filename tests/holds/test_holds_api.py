@@ -229,10 +229,19 @@ async def test_best_available_filters_by_section_and_category(
         headers=buyer,
     )
 
+    unknown_section = await client.post(
+        f"/api/events/{event.id}/holds", json={"quantity": 2, "section": "Z"}, headers=buyer
+    )
+
     assert in_b.status_code == 201
     assert {event.seats_by_id()[s][0] for s in in_b.json()["seats"]} == {"B"}
-    # An unknown category is bad input, named as such, not a sold-out event.
-    assert assert_problem(unknown_category, 422)["field"] == "category"
+    # An unknown category or section is bad input, named as such, not a sold-out event.
+    category_problem = assert_problem(unknown_category, 422)
+    assert category_problem["field"] == "category"
+    assert "'VIP'" in category_problem["detail"]
+    section_problem = assert_problem(unknown_section, 422)
+    assert section_problem["field"] == "section"
+    assert "'Z'" in section_problem["detail"]
 
 
 async def test_ops_list_live_holds_and_release_stuck_ones(

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 from litestar.testing import AsyncTestClient
@@ -60,6 +61,55 @@ async def test_ten_concurrent_verifications_confirm_once(
     )
     assert await scalar(engine, "SELECT count(*) FROM seats WHERE state = 'sold'") == 2
     assert await assert_consistent(engine, event.id) == 2
+
+
+async def test_the_sandbox_sends_the_browser_to_the_services_return_page(
+    client: Client, make_user: UserFactory, engine: AsyncEngine, settings: Settings
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
+    payment = await initiate(client, buyer, booking["id"])
+    page = urlsplit(payment["checkout_url"])
+    assert f"{page.scheme}://{page.netloc}" == f"http://127.0.0.1:{settings.port}"
+
+    paid = await client.post(f"{page.path}/complete?{page.query}", follow_redirects=False)
+
+    assert paid.status_code == 303
+    back = urlsplit(paid.headers["location"])
+    assert (back.netloc, back.path) == (page.netloc, "/api/payments/return")
+    # A browser lands there without any token, and the page says what happened.
+    landed = await client.get(f"{back.path}?{back.query}")
+    assert landed.status_code == 200
+    assert landed.headers["content-type"].startswith("text/html")
+    assert "Payment received" in landed.text
+    # The query string the browser came back with is the callback, as it stands.
+    verified = await verify(client, buyer, payment["id"], dict(parse_qsl(back.query)))
+    assert verified.status_code == 200, verified.text
+    assert verified.json()["status"] == "succeeded"
+
+
+async def test_a_long_return_url_survives_the_trip_through_the_sandbox(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    booking = await booked(client, buyer, event.id, event.seat_ids[:1])
+    # At the longest allowed, and mostly characters the checkout address must encode.
+    return_url = "https://shop.example/paid?note=" + "ü&" * 484
+    assert len(return_url) == 999
+    response = await client.post(
+        "/api/payments/initiate",
+        json={"booking_id": booking["id"], "method": "CARD", "return_url": return_url},
+        headers={**buyer, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert response.status_code == 201, response.text
+    page = urlsplit(response.json()["checkout_url"])
+
+    paid = await client.post(f"{page.path}/complete?{page.query}", follow_redirects=False)
+
+    assert paid.status_code == 303
+    assert paid.headers["location"].startswith("https://shop.example/paid?note=%C3%BC")
 
 
 async def test_a_failed_payment_leaves_the_booking_pending(

@@ -5,6 +5,7 @@ counts at once), enforces the declaration, and denies any route that declares no
 
 from __future__ import annotations
 
+import hmac
 from typing import Any, Final
 
 from litestar import Request
@@ -46,13 +47,23 @@ async def _bearer_principal(
 async def _optional_principal(
     connection: ASGIConnection[Any, Any, Any, Any],
 ) -> Principal | None:
-    # On a public route a token is optional, so a stale one is ignored rather than refused:
-    # clients keep sending an expired access token to exactly the routes that replace it
-    # (refresh, login).
+    # The routes that hand out tokens (`stale_token_ignored=True`: register, login, refresh,
+    # logout) ignore a stale one rather than refuse it: clients keep sending an expired
+    # access token to exactly the routes that replace it.
     try:
         return await _bearer_principal(connection)
     except Unauthorized:
         return None
+
+
+def _presents_metrics_token(connection: ASGIConnection[Any, Any, Any, Any]) -> bool:
+    """The scraper's way in, on the routes that declare `metrics_token=True` (GET /metrics)
+    beside their roles: `Bearer <SEATLOCK_METRICS_TOKEN>`, compared in constant time."""
+    expected = connection.app.state.settings.metrics_token
+    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    if not expected or scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
 # A coroutine, so that Litestar runs it on the event loop: a plain function would be sent
@@ -62,11 +73,17 @@ async def authorize(
 ) -> None:
     roles = handler.opt.get("roles")
     if roles == PUBLIC:
-        connection.scope["user"] = await _optional_principal(connection)
+        # Elsewhere a token is optional, but one that is sent must be valid: a 401 is how a
+        # frontend learns to refresh it.
+        ignores_stale = handler.opt.get("stale_token_ignored", False)
+        read = _optional_principal if ignores_stale else _bearer_principal
+        connection.scope["user"] = await read(connection)
         return
     connection.scope["user"] = None
     if not isinstance(roles, frozenset) or not roles:
         raise Forbidden(UNDECLARED_ROUTE)
+    if handler.opt.get("metrics_token") and _presents_metrics_token(connection):
+        return
     principal = await _bearer_principal(connection)
     connection.scope["user"] = principal
     if principal is None:

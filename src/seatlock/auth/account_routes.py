@@ -59,7 +59,7 @@ def _password_attempt(
     return throttle.password_attempt(redis, settings, email, client_address(request), WrongPassword)
 
 
-@patch("/me", roles=SIGNED_IN)
+@patch("/me", roles=SIGNED_IN, operation_id="changeMyAccount", problems=(409, 429))
 async def change_profile(
     data: JSONBody[ProfileChange],
     request: Request[Any, Any, Any],
@@ -68,6 +68,7 @@ async def change_profile(
     redis: deps.Redis,
     settings: deps.Settings,
 ) -> UserOut:
+    """Changes the caller's name and/or email; a new email needs the current password."""
     if data.full_name is None and data.email is None:
         raise InvalidInput("give a full_name, an email, or both")
     async with _password_attempt(request, redis, settings, principal.email):
@@ -77,7 +78,7 @@ async def change_profile(
     return user_out(user)
 
 
-@post("/password", roles=SIGNED_IN, status_code=200)
+@post("/password", roles=SIGNED_IN, status_code=200, problems=(429,))
 async def change_password(
     data: JSONBody[PasswordChange],
     request: Request[Any, Any, Any],
@@ -86,6 +87,8 @@ async def change_password(
     redis: deps.Redis,
     settings: deps.Settings,
 ) -> Response[TokenOut]:
+    """Changes the caller's password (the current one is required), ends every other
+    session and answers fresh tokens."""
     passwords = (data.current_password, data.new_password)
     async with _password_attempt(request, redis, settings, principal.email):
         user, issued = await accounts.change_password(
@@ -96,6 +99,7 @@ async def change_password(
 
 @get("/sessions", roles=SIGNED_IN)
 async def list_sessions(principal: deps.Caller, db_session: deps.DbSession) -> list[SessionOut]:
+    """The caller's live sessions (one per sign-in), the current one marked."""
     families = await refresh_tokens.live_families(db_session, principal.id)
     return [SessionOut(*family, current=family.id == principal.session_id) for family in families]
 
@@ -108,6 +112,7 @@ async def end_other_sessions(
     redis: deps.Redis,
     settings: deps.Settings,
 ) -> Response[TokenOut]:
+    """Ends every session of the caller but the current one, and answers fresh tokens."""
     user, issued = await accounts.end_other_sessions(
         db_session, redis, settings, principal, client_of(request)
     )
@@ -118,6 +123,7 @@ async def end_other_sessions(
 async def end_session(
     session_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
 ) -> Response[None]:
+    """Ends one of the caller's sessions (the current one clears the refresh cookie)."""
     await refresh_tokens.end_family(db_session, principal.id, session_id)
     own = session_id == principal.session_id
     return Response(None, status_code=204, cookies=[refresh_cookie("", 0)] if own else [])

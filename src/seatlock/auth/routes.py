@@ -56,13 +56,24 @@ def _require_same_site(request: Request[Any, Any, Any], settings: deps.Settings)
         raise Forbidden(f"the {CSRF_HEADER} header is required on this route")
 
 
-@post("/register", roles=PUBLIC, status_code=201)
+@post(
+    "/register",
+    roles=PUBLIC,
+    stale_token_ignored=True,
+    status_code=201,
+    operation_id="registerAccount",
+    problems=(409, 429),
+)
 async def register(
     data: JSONBody[RegisterBody],
     request: Request[Any, Any, Any],
     db_session: deps.DbSession,
     settings: deps.Settings,
+    rate_limits: deps.RateLimits,
 ) -> Response[TokenOut]:
+    """Creates an account (role USER) and signs it in: an access token in the body, the
+    refresh token in an HttpOnly cookie."""
+    await rate_limits.registration(client_address(request))
     user = await users.register_user(db_session, data.email, data.password, data.full_name)
     issued = await refresh_tokens.start_family(
         db_session, user, refresh_lifetime(settings), client_of(request)
@@ -70,7 +81,7 @@ async def register(
     return signed_in(settings, user, issued, 201)
 
 
-@post("/login", roles=PUBLIC, status_code=200)
+@post("/login", roles=PUBLIC, stale_token_ignored=True, status_code=200, problems=(403, 429))
 async def login(
     data: JSONBody[LoginBody],
     request: Request[Any, Any, Any],
@@ -78,6 +89,8 @@ async def login(
     redis: deps.Redis,
     settings: deps.Settings,
 ) -> Response[TokenOut]:
+    """Signs in with email and password: an access token in the body, the refresh token
+    in an HttpOnly cookie. Repeated failures are throttled (429 with Retry-After)."""
     email = users.normalise_email(data.email)
     async with throttle.password_attempt(
         redis, settings, email, client_address(request), Unauthorized
@@ -89,10 +102,13 @@ async def login(
     return signed_in(settings, user, issued, 200)
 
 
-@post("/refresh", roles=PUBLIC, status_code=200)
+@post("/refresh", roles=PUBLIC, stale_token_ignored=True, status_code=200, problems=(403,))
 async def refresh(
     request: Request[Any, Any, Any], db_session: deps.DbSession, settings: deps.Settings
 ) -> Response[TokenOut]:
+    """Trades the refresh token cookie for a new access token and a new refresh token
+    (rotation: a reused one revokes its whole session). Needs the X-Requested-With
+    header."""
     _require_same_site(request, settings)
     presented = request.cookies.get(REFRESH_COOKIE)
     if not presented:
@@ -103,10 +119,12 @@ async def refresh(
     return signed_in(settings, user, issued, 200)
 
 
-@post("/logout", roles=PUBLIC, status_code=204)
+@post("/logout", roles=PUBLIC, stale_token_ignored=True, status_code=204, problems=(403,))
 async def logout(
     request: Request[Any, Any, Any], db_session: deps.DbSession, settings: deps.Settings
 ) -> Response[None]:
+    """Ends the session of the refresh token cookie and clears the cookie. Needs the
+    X-Requested-With header."""
     _require_same_site(request, settings)
     presented = request.cookies.get(REFRESH_COOKIE)
     if presented:
@@ -114,8 +132,9 @@ async def logout(
     return Response(None, status_code=204, cookies=[refresh_cookie("", 0)])
 
 
-@get("/me", roles=SIGNED_IN)
+@get("/me", roles=SIGNED_IN, operation_id="getMyAccount")
 async def me(principal: deps.Caller, db_session: deps.DbSession) -> UserOut:
+    """The caller's own account."""
     return user_out(await users.get_user(db_session, principal.id))
 
 

@@ -63,3 +63,19 @@ async def change_user(
     if disabling:
         await owners.release_live_holds(session, holds, user.id)
     return user
+
+
+async def promote_to_admin(
+    session: AsyncSession, redis: RedisClient | None, settings: Settings, email: str
+) -> User:
+    """Makes an existing account ADMIN (the admin's terminal); its tokens count as ADMIN
+    as soon as the workers hear of it."""
+    user = await session.scalar(
+        select(User).where(User.email == users.normalise_email(email)).with_for_update()
+    )
+    if user is None:
+        raise NotFound(f"no account has the email {email}")
+    user.role = Role.ADMIN
+    await session.commit()
+    await account_stamps.publish(redis, settings, user)
+    return user

@@ -174,7 +174,8 @@ async def stream_changes(
     fanout: ChangeFanout,
     since: Annotated[
         int | None,
-        QueryParameter(ge=0, description="the version already seen (a snapshot's)"),
+        # Versions are Redis stream ids, 64-bit.
+        QueryParameter(ge=0, le=2**63 - 1, description="the version already seen (a snapshot's)"),
     ] = None,
     last_event_id: Annotated[
         str | None, HeaderParameter(name="Last-Event-ID", max_length=40, required=False)

@@ -6,6 +6,7 @@ before it only keeps buyers from colliding.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -26,7 +27,10 @@ from seatlock.models import (
     Seat,
     SeatState,
 )
+from seatlock.ops.metrics import BOOKINGS, HOLDS_CONVERTED
 from seatlock.redis_client import best_effort
+
+logger = logging.getLogger("seatlock")
 
 LIVE = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED)
 
@@ -130,9 +134,21 @@ async def create_booking(
     except BaseException:
         await best_effort(store.unclaim(hold_id, principal.id))
         raise
+    _created(booking)
     state = SeatState.SOLD if booking.status is BookingStatus.CONFIRMED else SeatState.RESERVED
     await best_effort(store.complete(hold_id, principal.id, state, seat_ids))
     return booking
+
+
+def _created(booking: Booking) -> None:
+    """Counts and logs a booking just committed: its hold converted, and a free booking
+    confirmed at once."""
+    HOLDS_CONVERTED.inc()
+    BOOKINGS.labels("created").inc()
+    if booking.status is BookingStatus.CONFIRMED:
+        BOOKINGS.labels("confirmed").inc()
+    ids = {"booking_id": str(booking.id), "hold_id": booking.hold_id}
+    logger.info("booking created", extra={**ids, "status": booking.status.value})
 
 
 async def _forget_hold(

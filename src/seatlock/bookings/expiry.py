@@ -21,6 +21,7 @@ from seatlock.bookings.seats import free_seats
 from seatlock.holds.store import HoldStore
 from seatlock.idempotency import records
 from seatlock.models import Booking, BookingStatus
+from seatlock.ops.metrics import BOOKINGS
 from seatlock.redis_client import best_effort
 
 logger = logging.getLogger("seatlock")
@@ -48,6 +49,9 @@ async def expire_due_bookings(session: AsyncSession, store: HoldStore) -> int:
         booking.status = BookingStatus.EXPIRED
         freed[booking.event_id] += await free_seats(session, booking)
     await session.commit()
+    BOOKINGS.labels("expired").inc(len(due))
+    for booking in due:
+        logger.info("booking expired", extra={"booking_id": str(booking.id)})
     for event_id, seats in freed.items():
         if seats:
             await best_effort(store.free_taken(event_id, seats, "booking_expiry"))

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from seatlock import deps
 from seatlock.auth.access import SIGNED_IN
-from seatlock.bodies import Body, OffsetPage
+from seatlock.bodies import Body, Offset, OffsetPage
 from seatlock.bookings import bookings, cancellation
-from seatlock.idempotency.replays import Recorder, run_in_transaction
+from seatlock.idempotency.replays import IdempotencyKey, Recorder, run_in_transaction
 from seatlock.models import Booking, BookingStatus
 
 
@@ -46,14 +47,27 @@ def booking_out(booking: Booking) -> BookingOut:
     )
 
 
-@post("/", roles=SIGNED_IN, status_code=201)
+@post(
+    "/",
+    roles=SIGNED_IN,
+    status_code=201,
+    operation_id="bookHold",
+    problems=(404, 409, 410),
+    responses={201: ResponseSpec(BookingOut, description="The booking, pending payment")},
+)
 async def create_booking(
     data: JSONBody[BookingRequest],
+    idempotency_key: IdempotencyKey,
     request: Request[Any, Any, Any],
     principal: deps.Caller,
     db_session: deps.DbSession,
     holds: deps.Holds,
 ) -> Response[bytes]:
+    """Turns the caller's hold into a booking in one PostgreSQL transaction that takes
+    every seat or none: `pending_payment` until paid within the event's payment window
+    (`confirmed` at once when free). Requires an Idempotency-Key: a retry gets the first
+    answer."""
+
     async def book(record: Recorder) -> BookingOut:
         async def answer(booking: Booking) -> None:
             await record(booking_out(booking))
@@ -66,13 +80,14 @@ async def create_booking(
     return await run_in_transaction(request, db_session, principal.id, data, 201, book)
 
 
-@get("/my-bookings", roles=SIGNED_IN)
+@get("/my-bookings", roles=SIGNED_IN, operation_id="listMyBookings")
 async def my_bookings(
     principal: deps.Caller,
     db_session: deps.DbSession,
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    offset: Annotated[int, QueryParameter(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> OffsetPage[BookingOut]:
+    """The caller's bookings, newest first; paged by offset."""
     rows, total = await bookings.list_bookings(db_session, principal.id, limit, offset)
     return OffsetPage([booking_out(b) for b in rows], total, limit, offset)
 
@@ -81,10 +96,11 @@ async def my_bookings(
 async def get_booking(
     booking_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
 ) -> BookingOut:
+    """One of the caller's bookings (404 for anybody else's)."""
     return booking_out(await bookings.get_booking(db_session, principal, booking_id))
 
 
-@delete("/{booking_id:uuid}", roles=SIGNED_IN, status_code=200)
+@delete("/{booking_id:uuid}", roles=SIGNED_IN, status_code=200, problems=(409, 422))
 async def cancel_booking(
     booking_id: FromPath[uuid.UUID],
     principal: deps.Caller,
@@ -93,6 +109,8 @@ async def cancel_booking(
     providers: deps.Providers,
     settings: deps.Settings,
 ) -> BookingOut:
+    """Cancels one of the caller's bookings before the cancellation cutoff: its seats
+    are available again and a paid booking is refunded."""
     cutoff = timedelta(hours=settings.cancellation_cutoff_hours)
     booking = await cancellation.cancel_booking(
         db_session, holds, providers, principal, booking_id, cutoff

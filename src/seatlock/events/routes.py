@@ -10,6 +10,7 @@ from typing import Annotated, Final
 import msgspec
 from litestar import Response, Router, delete, get, patch, post
 from litestar.datastructures import UploadFile
+from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 from msgspec import UNSET
 
@@ -103,6 +104,31 @@ class ImageOut(msgspec.Struct):
     size: int
 
 
+# A moment to filter by, as an RFC 3339 date-time. Read from text here: Litestar would also
+# take a number (seconds since 1970) or `null` for a date-time parameter.
+Moment = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1,
+        max_length=40,
+        schema_extra={"format": "date-time"},
+        description="an RFC 3339 date-time with its offset, e.g. 2031-01-01T19:00:00+01:00",
+    ),
+]
+
+
+def _moment(name: str, text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return msgspec.convert(text, datetime)
+    except msgspec.ValidationError:
+        raise ValidationException(
+            f"{name} is not a date-time",
+            extra=[{"key": name, "source": "query", "message": "not an RFC 3339 date-time"}],
+        ) from None
+
+
 def image_url(key: str) -> str:
     return f"/api/images/{key}"
 
@@ -153,12 +179,13 @@ async def list_events(
     limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
     cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
     status: Annotated[list[EventStatus] | None, QueryParameter(max_items=4)] = None,
-    starts_from: Annotated[datetime | None, QueryParameter()] = None,
-    starts_until: Annotated[datetime | None, QueryParameter()] = None,
+    starts_from: Moment = None,
+    starts_until: Moment = None,
     q: Annotated[str | None, QueryParameter(min_length=1, max_length=100)] = None,
 ) -> EventPage:
     """Events by start time; drafts only for their organizer and admins."""
-    query = listings.EventQuery(status, starts_from, starts_until, q)
+    starts = _moment("starts_from", starts_from), _moment("starts_until", starts_until)
+    query = listings.EventQuery(status, *starts, q)
     page = await listings.list_events(db_session, viewer, query, limit, cursor)
     return EventPage([event_summary(e) for e in page.events], page.next_cursor)
 
@@ -167,6 +194,8 @@ async def list_events(
 async def get_event(
     event_id: FromPath[uuid.UUID], db_session: deps.DbSession, viewer: deps.Viewer
 ) -> EventDetail:
+    """One event with its price categories and seat counts; drafts only for their
+    organizer and admins."""
     event = await events.visible_event(db_session, event_id, viewer)
     return event_detail(await events.event_view(db_session, event))
 
@@ -187,7 +216,7 @@ def _seat_out(
     )
 
 
-@get("/events/{event_id:uuid}/seats", roles=PUBLIC)
+@get("/events/{event_id:uuid}/seats", roles=PUBLIC, operation_id="getSeatMap")
 async def get_seats(
     event_id: FromPath[uuid.UUID],
     db_session: deps.DbSession,
@@ -220,7 +249,7 @@ async def create_event(
     return CreatedEvent(**msgspec.structs.asdict(event_detail(view)), seats=seats)
 
 
-@patch("/events/{event_id:uuid}", roles=STAFF)
+@patch("/events/{event_id:uuid}", roles=STAFF, problems=(409,))
 async def update_event(
     event_id: FromPath[uuid.UUID],
     data: JSONBody[EventChanges],
@@ -229,6 +258,9 @@ async def update_event(
     settings: deps.Settings,
     holds: deps.Holds,
 ) -> EventDetail:
+    """Changes an event (its organizer or an admin): details, status, price categories
+    or seat map (not while seats are held or booked)."""
+
     async def seats_held() -> bool:
         return bool(await holds.held_seats(event_id))
 
@@ -240,7 +272,7 @@ async def update_event(
     return event_detail(view)
 
 
-@delete("/events/{event_id:uuid}", roles=ADMINS, status_code=204)
+@delete("/events/{event_id:uuid}", roles=ADMINS, status_code=204, problems=(409,))
 async def delete_event(
     event_id: FromPath[uuid.UUID], db_session: deps.DbSession, image_store: deps.Images
 ) -> None:
@@ -250,7 +282,12 @@ async def delete_event(
         await image_store.remove(image_key)
 
 
-@post("/events/{event_id:uuid}/image", roles=STAFF, request_max_body_size=MAX_UPLOAD_BYTES)
+@post(
+    "/events/{event_id:uuid}/image",
+    roles=STAFF,
+    request_max_body_size=MAX_UPLOAD_BYTES,
+    problems=(409, 415),
+)
 async def upload_image(
     event_id: FromPath[uuid.UUID],
     data: MultipartBody[UploadFile],
@@ -272,6 +309,8 @@ async def upload_image(
 
 @get("/images/{key:str}", roles=PUBLIC)
 async def get_image(key: FromPath[str], image_store: deps.Images) -> Response[bytes]:
+    """An event's image, by the key its `image_url` names (immutable, cacheable for a
+    year)."""
     # Every upload gets a new key, so what is served under a key never changes.
     return Response(
         await image_store.load(key),

@@ -27,9 +27,11 @@ from seatlock.holds.store import (
     HoldStore,
     TakenSnapshot,
     new_hold_id,
+    placed,
     redis_or_503,
 )
 from seatlock.models import PriceCategory, Seat
+from seatlock.ops.metrics import HOLDS_REFUSED
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,10 @@ async def hold_best(
             else:
                 break
     if reply[0] != "ok":
-        raise _refusal(reply, wanted)
+        refused = _refusal(reply, wanted)
+        if isinstance(refused, SeatsUnavailable):
+            HOLDS_REFUSED.labels(refused.reason).inc()
+        raise refused
     seat_ids = replies.seat_ids_of(reply[3:])
     store.note_placed(event_id, policy)
-    return replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply)
+    return placed(replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply), "best_available")

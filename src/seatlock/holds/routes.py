@@ -64,17 +64,27 @@ class LiveHoldsOut(msgspec.Struct):
     holds: list[LiveHoldOut]
 
 
-@post("/events/{event_id:uuid}/holds", roles=SIGNED_IN, status_code=201)
+@post(
+    "/events/{event_id:uuid}/holds",
+    roles=SIGNED_IN,
+    status_code=201,
+    problems=(409, 410, 429),
+)
 async def create_hold(
     event_id: FromPath[uuid.UUID],
     data: JSONBody[HoldRequest],
     hold_desk: deps.Desk,
 ) -> Hold:
+    """Holds seats of an event on sale for the event's hold TTL, all or none: chosen
+    `seat_ids`, or a `quantity` of the best available adjacent seats (optionally in one
+    `price_category` and `section`). A conflict answers 409 with the `conflicts` and
+    their `reason`."""
     if (data.seat_ids is None) == (data.quantity is None):
         raise InvalidInput("give either seat_ids or quantity")
     if data.seat_ids is not None and (data.price_category or data.section):
         raise InvalidInput("price_category and section apply to quantity only")
     holds, on_sale, caller = hold_desk.holds, hold_desk.on_sale, hold_desk.caller
+    await hold_desk.rate_limits.hold(caller.id, hold_desk.address)
     event = await placement.event_on_sale(on_sale, event_id)
     if data.seat_ids is not None:
         hold = await placement.hold_chosen_seats(holds, on_sale, event, caller.id, data.seat_ids)
@@ -92,7 +102,7 @@ async def create_hold(
     return hold
 
 
-@get("/holds", roles=SIGNED_IN)
+@get("/holds", roles=SIGNED_IN, operation_id="listMyHolds")
 async def list_own_holds(hold_desk: deps.Desk, db_session: deps.DbSession) -> OwnHoldsOut:
     """The caller's live holds on every event on sale, soonest to expire first, each with
     its seats, the seconds left and the extensions left; `state` is `converting` while a
@@ -115,18 +125,22 @@ async def list_own_holds(hold_desk: deps.Desk, db_session: deps.DbSession) -> Ow
     )
 
 
-@get("/holds/{hold_id:str}", roles=SIGNED_IN)
+@get("/holds/{hold_id:str}", roles=SIGNED_IN, problems=(410,))
 async def get_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> Hold:
+    """One of the caller's holds, with its seats and expiry (410 once it expired)."""
     return await hold_desk.holds.get(hold_id, hold_desk.caller.id)
 
 
-@post("/holds/{hold_id:str}/extend", roles=SIGNED_IN, status_code=200)
+@post("/holds/{hold_id:str}/extend", roles=SIGNED_IN, status_code=200, problems=(409, 410))
 async def extend_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> Hold:
+    """Slides the caller's hold's expiry by the event's hold TTL, within the event's
+    extensions and absolute hold lifetime."""
     return await hold_desk.holds.extend(hold_id, hold_desk.caller.id)
 
 
-@delete("/holds/{hold_id:str}", roles=SIGNED_IN, status_code=204)
+@delete("/holds/{hold_id:str}", roles=SIGNED_IN, status_code=204, problems=(409, 410))
 async def release_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> None:
+    """Releases the caller's hold at once; its seats are available again."""
     await hold_desk.holds.release(hold_id, hold_desk.caller.id)
 
 
@@ -136,6 +150,8 @@ async def list_live_holds(
     holds: deps.Holds,
     limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
 ) -> LiveHoldsOut:
+    """The live holds of an event with owner, seats and time left (ops); soonest to
+    expire first."""
     now, total, live = await holds.live_holds(event_id, limit)
     return LiveHoldsOut(
         event_id=event_id,
@@ -154,8 +170,9 @@ async def list_live_holds(
     )
 
 
-@delete("/admin/holds/{hold_id:str}", roles=ADMINS, status_code=204)
+@delete("/admin/holds/{hold_id:str}", roles=ADMINS, status_code=204, problems=(409, 410))
 async def force_release_hold(hold_id: FromPath[str], holds: deps.Holds) -> Response[None]:
+    """Releases any hold, whoever owns it (ops)."""
     await holds.release(hold_id, None)
     return Response(None, status_code=204)
 

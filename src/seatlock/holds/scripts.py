@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 
 from redis.commands.core import AsyncScript
 
+from seatlock.ops.metrics import TimedScript
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.resources import resource_dir
 
@@ -36,6 +37,7 @@ class Scripts:
     best_available: AsyncScript
     sweep_expired: AsyncScript
     availability: AsyncScript
+    hold_report: AsyncScript
 
 
 def script_source(name: str) -> str:
@@ -45,10 +47,11 @@ def script_source(name: str) -> str:
 
 
 def register_scripts(redis: RedisClient) -> Scripts:
-    # register_script is typed for the single-server client only; the cluster client has
-    # the same method and routes each call by its first key.
-    register = redis.register_script  # type: ignore[misc]
-    return Scripts(**{f.name: register(script_source(f.name)) for f in fields(Scripts)})
+    # What redis-py's register_script makes (each call routed by its first key on a
+    # cluster), with every call timed under the script's name.
+    return Scripts(
+        **{f.name: TimedScript(f.name, redis, script_source(f.name)) for f in fields(Scripts)}
+    )
 
 
 async def load_scripts(redis: RedisClient, scripts: Scripts) -> None:

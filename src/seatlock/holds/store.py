@@ -6,6 +6,7 @@ the truth: the booking transaction's conditional write, not a hold, prevents dou
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -21,7 +22,16 @@ from seatlock.holds import replies
 from seatlock.holds.replies import HeldSeat, Hold, LiveHold
 from seatlock.holds.scripts import Scripts
 from seatlock.models import SeatState
+from seatlock.ops.metrics import (
+    HOLDS_CREATED,
+    HOLDS_EXPIRED,
+    HOLDS_EXTENDED,
+    HOLDS_REFUSED,
+    HOLDS_RELEASED,
+)
 from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
+
+logger = logging.getLogger("seatlock")
 
 REBUILD_ATTEMPTS = 5
 CLOCK_CHECK_SECONDS = 60.0
@@ -73,6 +83,16 @@ def event_of_hold(hold_id: str) -> uuid.UUID:
         return uuid.UUID(hex=event_hex)
     except ValueError as exc:
         raise NotFound("no such hold") from exc
+
+
+def placed(hold: Hold, kind: str) -> Hold:
+    """Counts and logs a hold just placed (`kind`: chosen or best_available)."""
+    HOLDS_CREATED.labels(kind).inc()
+    logger.info(
+        "hold created",
+        extra={"hold_id": hold.id, "event_id": str(hold.event_id), "seats": len(hold.seats)},
+    )
+    return hold
 
 
 @asynccontextmanager
@@ -145,6 +165,7 @@ class HoldStore:
         """Expire the event's holds that ran out; answers how many, and the seconds until
         its next hold runs out (None when it has no hold left)."""
         expired, next_in_ms = await self.scripts.sweep_expired(keys=self.expiry_keys(event_id))
+        HOLDS_EXPIRED.inc(int(expired))
         return int(expired), None if int(next_in_ms) < 0 else int(next_in_ms) / 1000
 
     async def hold(
@@ -175,13 +196,15 @@ class HoldStore:
                     break
                 await self.load_taken(event_id, snapshot)
         if reply[0] == "conflict":
-            raise replies.conflict(reply)
+            refused = replies.conflict(reply)
+            HOLDS_REFUSED.labels(refused.reason).inc()
+            raise refused
         if reply[0] == "late":
             raise replies.refusal(reply)
         if reply[0] != "ok":
             raise Unavailable("the seat cache could not be rebuilt; please retry")
         self.note_placed(event_id, policy)
-        return replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply)
+        return placed(replies.new_hold(hold_id, event_id, owner_id, seat_ids, reply), "chosen")
 
     def note_placed(self, event_id: uuid.UUID, policy: HoldPolicy) -> None:
         runs_out = time.monotonic() + policy.ttl_ms / 1000
@@ -260,6 +283,7 @@ class HoldStore:
             )
         if reply[0] != "ok":
             raise replies.refusal(reply)
+        HOLDS_EXTENDED.inc()
         return await self.get(hold_id, owner_id)
 
     async def release(self, hold_id: str, owner_id: uuid.UUID | None) -> list[uuid.UUID]:
@@ -278,6 +302,11 @@ class HoldStore:
             )
         if reply[0] != "ok":
             raise NotFound("no such hold") if reply[0] == "not_owner" else replies.refusal(reply)
+        by = "owner" if owner_id else "ops"
+        HOLDS_RELEASED.labels(by).inc()
+        logger.info(
+            "hold released", extra={"hold_id": hold_id, "event_id": str(event_id), "by": by}
+        )
         return replies.seat_ids_of(reply[1:])
 
     @staticmethod

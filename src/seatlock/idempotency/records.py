@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,12 +38,20 @@ from seatlock.models import IdempotencyRecord
 
 KEEP_FOR = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+# Visible ASCII: what clients generate (UUIDs, random tokens), and what any proxy passes.
+KEY_PATTERN = r"^[!-~]+$"
 
 
 class MissingIdempotencyKey(DomainError):
     status = 400
     slug = "idempotency-key-required"
     title = "An Idempotency-Key header is required"
+
+
+class MalformedIdempotencyKey(DomainError):
+    status = 400
+    slug = "idempotency-key-malformed"
+    title = "The Idempotency-Key header is malformed"
 
 
 class KeyInUse(Busy):
@@ -80,9 +89,9 @@ class Claim:
 def _checked_key(key: str | None) -> str:
     if not key or not key.strip():
         raise MissingIdempotencyKey("send an Idempotency-Key header with this request")
-    if len(key) > MAX_KEY_LENGTH or not key.isprintable():
-        raise InvalidInput(
-            f"the Idempotency-Key must be printable and at most {MAX_KEY_LENGTH} characters"
+    if len(key) > MAX_KEY_LENGTH or not re.fullmatch(KEY_PATTERN, key):
+        raise MalformedIdempotencyKey(
+            f"the Idempotency-Key must be visible ASCII and at most {MAX_KEY_LENGTH} characters"
         )
     return key
 

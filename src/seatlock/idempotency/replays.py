@@ -16,24 +16,46 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.openapi.spec import Example
+from litestar.params import HeaderParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.errors import Busy, DomainError
 from seatlock.idempotency import records
+from seatlock.ops.metrics import IDEMPOTENT_REPLAYS
 from seatlock.problems import from_domain_error
 
 HEADER = "idempotency-key"
+# A handler that takes an `idempotency_key: IdempotencyKey` parameter requires the header,
+# declares it in the OpenAPI document and has it checked (400 when missing or malformed)
+# before any work starts.
+IdempotencyKey = Annotated[
+    str,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=records.MAX_KEY_LENGTH,
+        pattern=records.KEY_PATTERN,
+        description=(
+            "A key of the client's choosing (a UUID, say) that identifies this operation: "
+            "retries with the same key and body get the first answer, with "
+            "`Idempotent-Replayed: true`. Kept 24 hours, per user and route."
+        ),
+        examples=[Example(value="5f0c2a8e-6d1b-4a43-9a51-0e1f2b3c4d5e")],
+    ),
+]
 JSON = "application/json"
 
 Recorder = Callable[[msgspec.Struct], Awaitable[None]]
 R = TypeVar("R")
 
 
-def _replay(stored: records.StoredResponse) -> Response[bytes]:
+def _replay(request: Request[Any, Any, Any], stored: records.StoredResponse) -> Response[bytes]:
+    IDEMPOTENT_REPLAYS.labels(request.scope.get("path_template", "")).inc()
     return Response(
         stored.body,
         status_code=stored.status,
@@ -93,7 +115,7 @@ async def run_in_transaction(
     claimed = await _claim(request, session, user_id, body)
     if isinstance(claimed, records.StoredResponse):
         await session.rollback()
-        return _replay(claimed)
+        return _replay(request, claimed)
     encoded = b""
 
     async def record(result: msgspec.Struct) -> None:
@@ -173,7 +195,7 @@ async def run_with_lease(
     claimed = await _claim(request, session, user_id, body, lease)
     if isinstance(claimed, records.StoredResponse):
         await session.rollback()
-        return _replay(claimed)
+        return _replay(request, claimed)
     progress = Lease(session, claimed, status, present)
     try:
         await work(progress)

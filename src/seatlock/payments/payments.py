@@ -26,6 +26,7 @@ from seatlock.models import (
     ProviderNotification,
     SeatState,
 )
+from seatlock.ops.metrics import BOOKINGS, LATE_PAYMENTS, PAYMENTS, REFUNDS
 from seatlock.payments.providers.base import InvalidCallback, Outcome, PaymentProvider
 from seatlock.redis_client import Breaker
 
@@ -136,10 +137,12 @@ async def settle(
     if outcome.status == "failed":
         payment.status = PaymentStatus.FAILED
         await session.commit()
+        _settled(payment, "failed")
         return payment
     if (outcome.amount_minor, outcome.currency) != (payment.amount_minor, payment.currency):
         payment.status, payment.failure_reason = PaymentStatus.REFUND_REQUIRED, "amount mismatch"
         await session.commit()
+        _settled(payment, "amount_mismatch")
         await refund(session, providers, payment)
         raise AmountMismatch(
             f"paid {outcome.amount_minor} {outcome.currency}, "
@@ -147,6 +150,7 @@ async def settle(
         )
     sold = await _confirm(session, payment)
     await session.commit()
+    _settled(payment, "succeeded" if sold else "undeliverable")
     if sold:
         # Redis only mirrors the sale (its cache is rebuilt from PostgreSQL when stale): the
         # breaker spares the buyer the Redis timeout while Redis is down or frozen.
@@ -159,6 +163,15 @@ async def settle(
     else:
         await refund(session, providers, payment)
     return payment
+
+
+def _settled(payment: Payment, outcome: str) -> None:
+    """Counts and logs a payment settled (after its commit); a success confirms its booking."""
+    PAYMENTS.labels(payment.provider, outcome).inc()
+    if outcome == "succeeded":
+        BOOKINGS.labels("confirmed").inc()
+    ids = {"payment_id": str(payment.id), "booking_id": str(payment.booking_id)}
+    logger.info("payment settled", extra={**ids, "outcome": outcome})
 
 
 async def _confirm(session: AsyncSession, payment: Payment) -> list[uuid.UUID]:
@@ -182,6 +195,9 @@ async def _confirm(session: AsyncSession, payment: Payment) -> list[uuid.UUID]:
         if len(seats) != len(booking.seat_ids):
             await savepoint.rollback()
             seats = []
+        # Counted before the commit that follows: a late payment is rare and a failed
+        # commit rarer.
+        LATE_PAYMENTS.labels("confirmed" if seats else "refunded").inc()
     if seats:
         booking.status = BookingStatus.CONFIRMED
         payment.status = PaymentStatus.SUCCEEDED
@@ -202,10 +218,12 @@ async def refund(session: AsyncSession, providers: Providers, payment: Payment) 
             payment.provider_reference, payment.amount_minor, payment.currency
         )
     except Exception:
+        REFUNDS.labels(payment.provider, "failed").inc()
         logger.exception("refund of payment %s failed; it stays refund_required", payment.id)
         return
     payment.status, payment.refund_reference = PaymentStatus.REFUNDED, reference
     await session.commit()
+    REFUNDS.labels(payment.provider, "refunded").inc()
 
 
 async def refund_cancelled(session: AsyncSession, providers: Providers, booking: Booking) -> None:

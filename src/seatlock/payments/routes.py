@@ -8,14 +8,16 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, get, post
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
 from seatlock import deps
 from seatlock.auth.access import PUBLIC, SIGNED_IN
 from seatlock.bodies import Body
-from seatlock.idempotency.replays import Lease, run_with_lease
+from seatlock.idempotency.replays import IdempotencyKey, Lease, run_with_lease
 from seatlock.models import Payment, PaymentMethod, PaymentStatus
 from seatlock.payments import initiation, payments
+from seatlock.payments.return_page import payment_returned
 
 CallbackValue = Annotated[str, msgspec.Meta(max_length=4096)]
 MAX_WEBHOOK_BYTES = 65_536
@@ -53,16 +55,29 @@ def payment_out(payment: Payment) -> PaymentOut:
     return msgspec.convert(payment, PaymentOut, from_attributes=True)
 
 
-@post("/initiate", roles=SIGNED_IN, status_code=201)
+@post(
+    "/initiate",
+    roles=SIGNED_IN,
+    status_code=201,
+    operation_id="initiatePayment",
+    problems=(404, 409, 429),
+    responses={201: ResponseSpec(PaymentOut, description="The payment, with its checkout_url")},
+)
 async def initiate(
     data: JSONBody[InitiateRequest],
+    idempotency_key: IdempotencyKey,
     request: Request[Any, Any, Any],
     principal: deps.Caller,
     db_session: deps.DbSession,
     providers: deps.Providers,
     settings: deps.Settings,
+    rate_limits: deps.RateLimits,
 ) -> Response[bytes]:
-    return_url = data.return_url or f"{settings.public_base_url}/api/bookings/{data.booking_id}"
+    """Starts paying for one of the caller's bookings with a provider: answers the
+    payment with the `checkout_url` to send the buyer to. Requires an Idempotency-Key."""
+    # Before the key is looked at: a refusal is no answer to keep for the key.
+    await rate_limits.payment(principal.id)
+    return_url = data.return_url or f"{settings.base_url}/api/payments/return"
 
     async def start(lease: Lease[Payment]) -> Payment:
         return await initiation.initiate_payment(
@@ -75,7 +90,9 @@ async def initiate(
     )
 
 
-@post("/verify", roles=SIGNED_IN, status_code=200)
+@post(
+    "/verify", roles=SIGNED_IN, status_code=200, operation_id="verifyPayment", problems=(404, 409)
+)
 async def verify(
     data: JSONBody[VerifyRequest],
     principal: deps.Caller,
@@ -84,6 +101,8 @@ async def verify(
     redis_breaker: deps.RedisBreaker,
     providers: deps.Providers,
 ) -> PaymentOut:
+    """Asks the provider about a payment, with the callback its checkout handed back,
+    and settles it once: a success confirms the booking."""
     payment = await payments.verify_payment(
         db_session, holds, redis_breaker, providers, principal, data.payment_id, data.callback
     )
@@ -94,12 +113,15 @@ async def verify(
 async def get_payment(
     payment_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
 ) -> PaymentOut:
+    """One of the caller's payments."""
     return payment_out(await payments.get_payment(db_session, principal, payment_id))
 
 
 @post(
     "/webhooks/{provider:str}",
     roles=PUBLIC,
+    operation_id="receivePaymentWebhook",
+    problems=(403, 409, 413, 422),
     status_code=204,
     request_max_body_size=MAX_WEBHOOK_BYTES,
 )
@@ -111,6 +133,8 @@ async def webhook(
     redis_breaker: deps.RedisBreaker,
     providers: deps.Providers,
 ) -> None:
+    """A provider's notification about a payment, checked against the provider's
+    signature; settles it as verification does."""
     # The raw body: providers sign the exact bytes they sent.
     raw = await request.body()
     await payments.receive_webhook(
@@ -119,5 +143,7 @@ async def webhook(
 
 
 payments_router = Router(
-    "/api/payments", route_handlers=[initiate, verify, get_payment, webhook], tags=["payments"]
+    "/api/payments",
+    route_handlers=[initiate, verify, get_payment, webhook, payment_returned],
+    tags=["payments"],
 )

@@ -50,6 +50,15 @@ def embedded_backends() -> Iterator[Backends]:
         shutil.rmtree(state, ignore_errors=True)
 
 
+# Settings of the rate limits, which a load client (every buyer at one address) would hit.
+RATE_LIMITS = (
+    "rate_limit_holds_per_account",
+    "rate_limit_holds_per_address",
+    "rate_limit_registrations_per_address",
+    "rate_limit_payments_per_account",
+)
+
+
 def _environment(backends: Backends, extra: dict[str, str]) -> dict[str, str]:
     return {
         **os.environ,
@@ -61,6 +70,7 @@ def _environment(backends: Backends, extra: dict[str, str]) -> dict[str, str]:
         "SEATLOCK_JWT_SECRET": backends.jwt_secret,
         "SEATLOCK_ACCESS_TOKEN_MINUTES": "240",
         "SEATLOCK_ENV": "development",
+        **{f"SEATLOCK_{name.upper()}": "" for name in RATE_LIMITS},
         **extra,
     }
 

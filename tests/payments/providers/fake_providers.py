@@ -44,14 +44,18 @@ def client_for(app: Litestar) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app))  # type: ignore[arg-type]
 
 
-def make_checkout(amount_minor: int = 150_000, currency: str = "NPR") -> Checkout:
+def make_checkout(
+    amount_minor: int = 150_000,
+    currency: str = "NPR",
+    return_url: str = "https://shop.test/payments/return",
+) -> Checkout:
     return Checkout(
         payment_id=uuid.uuid4(),
         booking_id=uuid.uuid4(),
         amount_minor=amount_minor,
         currency=currency,
         description="2 seats, Row A",
-        return_url="https://shop.test/payments/return",
+        return_url=return_url,
         customer_email="buyer@example.test",
     )
 

@@ -75,6 +75,7 @@ class ProviderUnavailable(Unavailable):
 
     slug = "provider-unavailable"
     title = "The payment provider is unavailable"
+    cause = "provider"
 
 
 class PaymentProvider(Protocol):

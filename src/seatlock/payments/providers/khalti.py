@@ -65,7 +65,7 @@ class Khalti:
             settings.provider_timeout_seconds,
             {"Authorization": f"Key {settings.khalti_secret_key}"},
         )
-        self._website_url = settings.public_base_url
+        self._website_url = settings.base_url
 
     async def initiate(self, checkout: Checkout) -> Initiated:
         payload = {

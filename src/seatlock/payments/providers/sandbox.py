@@ -1,9 +1,10 @@
 """The built-in sandbox provider: payments completed or failed by hand on a local page.
 
 It keeps no state. The reference carries the payment's id, amount and currency under an
-HMAC, and the checkout page (`sandbox_routes`) answers with a callback signed the way a real
-provider signs one, so verification and webhooks take the same paths as with a real
-provider, bad signatures and replays included.
+HMAC, the checkout page's address carries the payment's return URL under another, and the
+page (`sandbox_routes`) sends the browser back to that URL with a callback in the query
+string, signed the way a real provider signs one, so verification and webhooks take the
+same paths as with a real provider, bad signatures and replays included.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import msgspec
 
@@ -31,6 +33,9 @@ from seatlock.settings import Settings
 
 CALLBACK_FIELDS = ("reference", "status", "amount_minor", "currency", "event_id", "timestamp")
 SIGNATURE_FIELD = "signature"
+# The checkout page's query: where to send the browser back, and the HMAC that keeps the
+# page from redirecting anywhere else (an open redirect).
+RETURN_FIELDS = ("return_url", "return_signature")
 _FINAL: dict[str, Status] = {"succeeded": "succeeded", "failed": "failed"}
 
 
@@ -62,6 +67,27 @@ def read_reference(secret: str, reference: str) -> SandboxPayment | None:
     return SandboxPayment(uuid.UUID(payment_id), int(amount), currency)
 
 
+def sign_return(secret: str, reference: str, return_url: str) -> dict[str, str]:
+    """The checkout page's query string, naming the payment's return URL."""
+    message = f"{reference}\n{return_url}".encode()
+    return dict(zip(RETURN_FIELDS, (return_url, _mac(secret, "return", message)), strict=True))
+
+
+def read_return(secret: str, reference: str, query: Mapping[str, str]) -> str | None:
+    """The return URL of a checkout page's query; None unless this service signed it."""
+    return_url, signature = (query.get(name, "") for name in RETURN_FIELDS)
+    expected = _mac(secret, "return", f"{reference}\n{return_url}".encode())
+    return return_url if return_url and signature_matches(signature, expected) else None
+
+
+def returning_to(return_url: str, callback: Mapping[str, str]) -> str:
+    """The return URL with the callback added to its query, as providers send buyers back;
+    the URL's own parameters stay, but none may pass for a field of the callback."""
+    parts = urlsplit(return_url)
+    own = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in callback]
+    return parts._replace(query=urlencode([*own, *callback.items()])).geturl()
+
+
 def _canonical(fields: Mapping[str, str]) -> bytes:
     # A JSON list of the values in a fixed order: no value can pass for another field.
     return msgspec.json.encode([fields[name] for name in CALLBACK_FIELDS])
@@ -88,13 +114,14 @@ class Sandbox:
 
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.sandbox_secret
-        self._base_url = settings.public_base_url.rstrip("/")
+        self._base_url = settings.base_url
         self._tolerance = settings.webhook_tolerance_seconds
 
     async def initiate(self, checkout: Checkout) -> Initiated:
         payment = SandboxPayment(checkout.payment_id, checkout.amount_minor, checkout.currency)
         reference = make_reference(self._secret, payment)
-        checkout_url = f"{self._base_url}/sandbox/checkout/{reference}"
+        query = urlencode(sign_return(self._secret, reference, checkout.return_url))
+        checkout_url = f"{self._base_url}/sandbox/checkout/{reference}?{query}"
         return Initiated(self.name, reference, checkout_url, {})
 
     async def verify(self, provider_reference: str, callback: Mapping[str, str]) -> Outcome:
@@ -126,9 +153,11 @@ class Sandbox:
         return f"sandbox-refund-{secrets.token_hex(8)}"
 
     def _read_callback(self, fields: Mapping[str, str]) -> Outcome:
-        if set(fields) != {*CALLBACK_FIELDS, SIGNATURE_FIELD}:
+        # Other fields are the return URL's own query parameters, which a frontend may pass
+        # on with the rest; unsigned, they count for nothing.
+        if not {*CALLBACK_FIELDS, SIGNATURE_FIELD} <= set(fields):
             raise InvalidCallback(
-                f"a sandbox callback has exactly the fields {', '.join(CALLBACK_FIELDS)} "
+                f"a sandbox callback has the fields {', '.join(CALLBACK_FIELDS)} "
                 f"and {SIGNATURE_FIELD}"
             )
         expected = _mac(self._secret, "callback", _canonical(fields))

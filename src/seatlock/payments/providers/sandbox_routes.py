@@ -1,16 +1,20 @@
 """/sandbox: the sandbox provider's checkout page, where a payment is completed or failed.
 
-Completing or failing answers with the signed callback a real provider would hand back;
-the client passes it on to payment verification, or posts it as the sandbox's webhook.
+Completing or failing sends the browser back (303) to the payment's return URL with the
+signed callback in the query string, as a real provider does; the client passes those
+parameters on to payment verification, or posts them as the sandbox's webhook.
 """
 
 from __future__ import annotations
 
 import html
+from typing import Annotated
+from urllib.parse import urlencode
 
 from litestar import Router, get, post
 from litestar.enums import MediaType
-from litestar.params import FromPath
+from litestar.params import FromPath, Parameter
+from litestar.response import Redirect
 
 from seatlock import deps
 from seatlock.auth.access import PUBLIC
@@ -25,8 +29,8 @@ _PAGE = """<!doctype html>
 <body>
 <h1>Sandbox checkout</h1>
 <p>Payment {payment_id}: {amount_minor} {currency} (in minor units). No money moves.</p>
-<form method="post" action="{reference}/complete"><button>Pay</button></form>
-<form method="post" action="{reference}/fail"><button>Fail</button></form>
+<form method="post" action="{reference}/complete?{query}"><button>Pay</button></form>
+<form method="post" action="{reference}/fail?{query}"><button>Fail</button></form>
 </body>
 </html>
 """
@@ -39,30 +43,85 @@ def _payment(settings: deps.Settings, reference: str) -> sandbox.SandboxPayment:
     return payment
 
 
-def _callback(settings: deps.Settings, reference: str, status: Status) -> dict[str, str]:
-    payment = _payment(settings, reference)
-    return sandbox.sign_callback(settings.sandbox_secret, reference, payment, status)
+# The checkout page's query, as the sandbox signed it at initiation.
+ReturnUrl = Annotated[str, Parameter(max_length=8192)]
+ReturnSignature = Annotated[str, Parameter(max_length=100)]
 
 
-@get("/checkout/{reference:str}", roles=PUBLIC, media_type=MediaType.HTML)
-async def checkout_page(reference: FromPath[str], settings: deps.Settings) -> str:
+def _return_url(settings: deps.Settings, reference: str, query: dict[str, str]) -> str:
+    signed = sandbox.read_return(settings.sandbox_secret, reference, query)
+    if signed is None:
+        raise NotFound("no sandbox checkout has this address")
+    return signed
+
+
+def _back(
+    settings: deps.Settings, reference: str, query: dict[str, str], status: Status
+) -> Redirect:
     payment = _payment(settings, reference)
+    return_url = _return_url(settings, reference, query)
+    callback = sandbox.sign_callback(settings.sandbox_secret, reference, payment, status)
+    # 303: the browser follows with a GET, as after any provider's payment form.
+    return Redirect(sandbox.returning_to(return_url, callback), status_code=303)
+
+
+@get(
+    "/checkout/{reference:str}",
+    roles=PUBLIC,
+    media_type=MediaType.HTML,
+    operation_id="showSandboxCheckout",
+)
+async def checkout_page(
+    reference: FromPath[str],
+    return_url: ReturnUrl,
+    return_signature: ReturnSignature,
+    settings: deps.Settings,
+) -> str:
+    """The sandbox's checkout page (HTML): Pay or Fail, no money moves."""
+    payment = _payment(settings, reference)
+    query = {"return_url": return_url, "return_signature": return_signature}
+    _return_url(settings, reference, query)
     return _PAGE.format(
         reference=html.escape(reference),
+        query=html.escape(urlencode(query)),
         payment_id=payment.payment_id,
         amount_minor=payment.amount_minor,
         currency=html.escape(payment.currency),
     )
 
 
-@post("/checkout/{reference:str}/complete", roles=PUBLIC, status_code=200)
-async def complete(reference: FromPath[str], settings: deps.Settings) -> dict[str, str]:
-    return _callback(settings, reference, "succeeded")
+@post(
+    "/checkout/{reference:str}/complete",
+    roles=PUBLIC,
+    status_code=303,
+    operation_id="completeSandboxPayment",
+)
+async def complete(
+    reference: FromPath[str],
+    return_url: ReturnUrl,
+    return_signature: ReturnSignature,
+    settings: deps.Settings,
+) -> Redirect:
+    """Completes the sandbox payment: back to its `return_url` with the signed callback."""
+    query = {"return_url": return_url, "return_signature": return_signature}
+    return _back(settings, reference, query, "succeeded")
 
 
-@post("/checkout/{reference:str}/fail", roles=PUBLIC, status_code=200)
-async def fail(reference: FromPath[str], settings: deps.Settings) -> dict[str, str]:
-    return _callback(settings, reference, "failed")
+@post(
+    "/checkout/{reference:str}/fail",
+    roles=PUBLIC,
+    status_code=303,
+    operation_id="failSandboxPayment",
+)
+async def fail(
+    reference: FromPath[str],
+    return_url: ReturnUrl,
+    return_signature: ReturnSignature,
+    settings: deps.Settings,
+) -> Redirect:
+    """Fails the sandbox payment: back to its `return_url` with the signed callback."""
+    query = {"return_url": return_url, "return_signature": return_signature}
+    return _back(settings, reference, query, "failed")
 
 
 sandbox_router = Router(

@@ -1,0 +1,333 @@
+"""The OpenAPI document (/schema/openapi.json) and its interactive pages (/schema), served
+without any CDN.
+
+Litestar writes the document from the handlers; this module finishes it from what each
+handler declares: its `roles` (public routes need no token), its parameters and body (which
+errors they can cause) and its `problems=` (the statuses its domain answers besides),
+so that every error a route can answer is documented with the one problem schema."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any, Final
+
+import msgspec
+from litestar import Litestar, Request, Router
+from litestar.handlers.http_handlers import HTTPRouteHandler
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
+from litestar.static_files import create_static_files_router
+
+from seatlock.auth.access import PUBLIC, authorize
+from seatlock.bodies import Body
+from seatlock.inputs import reads_json
+
+PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+PROBLEM_REF: Final = {"$ref": "#/components/schemas/Problem"}
+PROBLEM_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "description": "An RFC 9457 problem: every error answer of the service.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {
+            "type": "string",
+            "description": "`/problems/<slug>` naming the problem, or `about:blank`",
+        },
+        "title": {"type": "string", "description": "the kind of problem, for people"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "this occurrence, for people"},
+        "errors": {
+            "type": "array",
+            "description": "validation problems (`/problems/validation`), one per field",
+            "items": {
+                "type": "object",
+                "required": ["field", "source", "message"],
+                "properties": {
+                    "field": {"type": "string"},
+                    "source": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+        "field": {"type": "string", "description": "the request field the problem is about"},
+        "conflicts": {
+            "type": "array",
+            "items": {"type": "string", "format": "uuid"},
+            "description": "the seats that could not be had (409)",
+        },
+        "reason": {
+            "type": "string",
+            "description": "why the `conflicts` could not be had: held, reserved, sold, limit",
+        },
+        "unknown_seats": {
+            "type": "array",
+            "items": {"type": "string", "format": "uuid"},
+            "description": "seat ids that are not seats of the event",
+        },
+    },
+    "additionalProperties": True,
+}
+
+MEANINGS: Final = {
+    400: "The request is malformed: invalid JSON, a missing or invalid parameter, header or "
+    "body field (`errors` names each)",
+    401: "The bearer token is missing, malformed, invalid or expired (see WWW-Authenticate)",
+    403: "The caller may not do this (role, account state or origin)",
+    404: "Not found, or not the caller's to see",
+    409: "Conflicts with the current state (`conflicts` and `reason` name the seats)",
+    410: "No longer available",
+    413: "The request body is too large",
+    415: "The request body is not JSON",
+    422: "Well-formed, but it cannot be carried out as asked",
+    429: "Too many requests; retry after Retry-After seconds",
+    503: "PostgreSQL or Redis is unavailable; retry after Retry-After seconds",
+}
+
+# Request examples for the main flows of a buyer, by operationId.
+EXAMPLE_ID: Final = "9b2f7c1e-3a4d-4e5f-8a6b-7c8d9e0f1a2b"
+EXAMPLES: Final[dict[str, dict[str, Any]]] = {
+    "createHold": {
+        "chosen seats": {"seat_ids": [EXAMPLE_ID]},
+        "best available": {"quantity": 2, "price_category": "Standard", "section": "A"},
+    },
+    "bookHold": {"a hold": {"hold_id": f"{EXAMPLE_ID}.Hk3q9ZtQm1xYb2Vw"}},
+    "initiatePayment": {"by card": {"booking_id": EXAMPLE_ID, "method": "CARD"}},
+    "verifyPayment": {
+        "after the sandbox checkout": {
+            "payment_id": EXAMPLE_ID,
+            "callback": {
+                "reference": "sbx_…",
+                "status": "succeeded",
+                "amount_minor": "5000",
+                "currency": "NPR",
+                "event_id": "evt_…",
+                "timestamp": "1796136053",
+                "signature": "…",
+            },
+        }
+    },
+}
+
+# A hold request gives either chosen seats or a quantity of best available seats.
+HOLD_CHOICES: Final = [
+    {
+        "title": "Chosen seats",
+        "required": ["seat_ids"],
+        "properties": {
+            "seat_ids": {"type": "array"},
+            "quantity": {"type": "null"},
+            "price_category": {"type": "null"},
+            "section": {"type": "null"},
+        },
+    },
+    {
+        "title": "Best available",
+        "required": ["quantity"],
+        "properties": {"quantity": {"type": "integer"}, "seat_ids": {"type": "null"}},
+    },
+]
+
+
+def operation_id(handler: HTTPRouteHandler, *_: Any) -> str:
+    """`create_hold` → `createHold`, unless the handler names its own `operation_id`."""
+    first, *rest = handler.handler_name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _summary(operation_id: str) -> str:
+    words = re.sub(r"(?<!^)([A-Z])", r" \1", operation_id).lower()
+    return words[:1].upper() + words[1:]
+
+
+def _statuses(handler: HTTPRouteHandler, operation: dict[str, Any]) -> set[int]:
+    """Every error status the route can answer: from how it is called, and from what it
+    declares its domain answers besides (`problems=`)."""
+    found = {401, 503}
+    if handler.opt.get("roles") != PUBLIC:
+        found.add(403)
+    places = {parameter["in"] for parameter in operation.get("parameters", [])}
+    body = "requestBody" in operation
+    if places or body:
+        found.add(400)
+    if "path" in places:
+        found.add(404)
+    if "query" in places:
+        # Text PostgreSQL cannot store (a NUL) is refused with 422.
+        found.add(422)
+    if body:
+        found |= {413, 422} | ({415} if reads_json(handler) else set())
+    return found | set(handler.opt.get("problems", ()))
+
+
+def _problem_responses(statuses: set[int]) -> dict[str, Any]:
+    return {
+        str(status): {
+            "description": MEANINGS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": PROBLEM_REF}},
+        }
+        for status in sorted(statuses)
+    }
+
+
+def _finish_operation(handler: HTTPRouteHandler, operation: dict[str, Any]) -> None:
+    if handler.opt.get("roles") == PUBLIC:
+        operation["security"] = []
+    if not handler.summary:
+        operation["summary"] = _summary(operation["operationId"])
+    # What the handler declares itself (`responses=`) stands; Litestar's default 400 goes.
+    declared = {str(status) for status in handler.responses or {}}
+    responses = {
+        status: answer
+        for status, answer in operation.get("responses", {}).items()
+        if status in declared or not status.startswith(("4", "5"))
+    }
+    problems = _problem_responses(_statuses(handler, operation))
+    operation["responses"] = {
+        status: answer for status, answer in problems.items() if status not in declared
+    } | responses
+    examples = EXAMPLES.get(operation["operationId"])
+    body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+    if examples and body is not None:
+        body["examples"] = {name: {"value": value} for name, value in examples.items()}
+
+
+def _strict_structs(kind: Any, found: set[str]) -> None:
+    """The names of the request Structs that refuse unknown fields, nested ones included."""
+    if isinstance(kind, msgspec.inspect.StructType):
+        if kind.forbid_unknown_fields and kind.cls.__name__ not in found:
+            found.add(kind.cls.__name__)
+            for field in kind.fields:
+                _strict_structs(field.type, found)
+    elif isinstance(kind, msgspec.inspect.UnionType):
+        for member in kind.types:
+            _strict_structs(member, found)
+    elif isinstance(kind, msgspec.inspect.ListType | msgspec.inspect.SetType):
+        _strict_structs(kind.item_type, found)
+    elif isinstance(kind, msgspec.inspect.DictType):
+        _strict_structs(kind.value_type, found)
+
+
+def _body_structs(handlers: list[HTTPRouteHandler]) -> set[str]:
+    found: set[str] = set()
+    for handler in handlers:
+        data = handler.parsed_fn_signature.parameters.get("data")
+        kind = data.annotation if data is not None else None
+        if isinstance(kind, type) and issubclass(kind, Body):
+            _strict_structs(msgspec.inspect.type_info(kind), found)
+    return found
+
+
+def finish(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
+    """The document Litestar wrote, completed (a copy; Litestar's own is left as it is)."""
+    document = msgspec.json.decode(msgspec.json.encode(document))
+    paths: dict[str, Any] = document.get("paths", {})
+    handlers: list[HTTPRouteHandler] = []
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or route.path_format not in paths:
+            continue
+        for handler in route.route_handlers:
+            for method in handler.http_methods:
+                operation = paths[route.path_format].get(method.lower())
+                if operation is not None:
+                    handlers.append(handler)
+                    _finish_operation(handler, operation)
+    schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
+    strict = _body_structs(handlers)
+    for name, schema in schemas.items():
+        if name.rpartition("_")[2] in strict or name.rpartition(".")[2] in strict:
+            schema["additionalProperties"] = False
+        if name == "HoldRequest":
+            schema["oneOf"] = HOLD_CHOICES
+    schemas["Problem"] = PROBLEM_SCHEMA
+    return document
+
+
+class _Finished:
+    """The finished document of one app, made on first use."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] | None = None
+
+    def of(self, request: Request[Any, Any, Any], written: dict[str, Any]) -> dict[str, Any]:
+        if self.document is None:
+            self.document = finish(request.app, written)
+        return self.document
+
+
+class _Json(JsonRenderPlugin):
+    def __init__(self, finished: _Finished) -> None:
+        super().__init__()
+        self.finished = finished
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, self.finished.of(request, openapi_schema))
+
+
+# Swagger UI's own files, from the swagger-ui-py package (found without importing it).
+_SWAGGER_SPEC = importlib.util.find_spec("swagger_ui")
+SWAGGER_ASSETS: Final = (
+    Path(next(iter(_SWAGGER_SPEC.submodule_search_locations or []))) / "static"
+    if _SWAGGER_SPEC is not None
+    else None
+)
+ASSETS_PATH: Final = "/schema/assets"
+
+
+class _SwaggerUI(SwaggerRenderPlugin):
+    def __init__(self, finished: _Finished) -> None:
+        super().__init__(
+            path="/",
+            js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+            css_url=f"{ASSETS_PATH}/swagger-ui.css",
+            standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+            favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
+        )
+        self.finished = finished
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        return super().render(request, self.finished.of(request, openapi_schema))
+
+    def receive_router(self, router: Router) -> None:
+        if SWAGGER_ASSETS is not None:
+            router.register(
+                create_static_files_router(
+                    path="/assets", directories=[SWAGGER_ASSETS], include_in_schema=False
+                )
+            )
+
+
+def openapi_config(title: str, version: str) -> OpenAPIConfig:
+    finished = _Finished()
+    return OpenAPIConfig(
+        title=title,
+        version=version,
+        description=(
+            "Seat holds, bookings and payments. Every error answer is an RFC 9457 problem "
+            "(`application/problem+json`, schema `Problem`). Signed-in routes take "
+            "`Authorization: Bearer <access token>`; a public route refuses an invalid or "
+            "expired token with 401 rather than ignore it."
+        ),
+        # The documentation pages sit behind the role guard like every other route, and
+        # are not operations of the API.
+        openapi_router=Router(
+            "/schema",
+            route_handlers=[],
+            guards=[authorize],
+            opt={"roles": PUBLIC},
+            include_in_schema=False,
+        ),
+        render_plugins=[_Json(finished), _SwaggerUI(finished)],
+        use_handler_docstrings=True,
+        operation_id_creator=operation_id,
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+            }
+        ),
+        security=[{"BearerAuth": []}],
+    )

@@ -1,0 +1,1 @@
+"""Ops: metrics, request logs, hold reports, the console and the dashboard."""

@@ -1,0 +1,102 @@
+"""The OpenAPI document says what the service does: real bodies, every error as a
+problem, the Idempotency-Key, public routes without a token, names for people, no CDN."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.clients import Client
+
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+@pytest.fixture
+async def document(client: Client) -> dict[str, Any]:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    found: dict[str, Any] = response.json()
+    return found
+
+
+def _operations(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        op["operationId"]: op
+        for item in document["paths"].values()
+        for method, op in item.items()
+        if method in METHODS
+    }
+
+
+async def test_created_bookings_and_payments_document_their_bodies(
+    document: dict[str, Any],
+) -> None:
+    ops = _operations(document)
+    for name, body in (("bookHold", "BookingOut"), ("initiatePayment", "PaymentOut")):
+        schema = ops[name]["responses"]["201"]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": f"#/components/schemas/{body}"}
+
+
+async def test_every_error_is_a_documented_problem(document: dict[str, Any]) -> None:
+    problem = document["components"]["schemas"]["Problem"]
+    assert {"type", "title", "status", "detail", "errors", "conflicts", "reason"} <= set(
+        problem["properties"]
+    )
+    for name, op in _operations(document).items():
+        errors = {s: r for s, r in op["responses"].items() if s[0] in "45"}
+        assert {"401", "503"} <= set(errors), name
+        for answer in (r for s, r in errors.items() if (name, s) != ("checkReadiness", "503")):
+            assert list(answer["content"]) == ["application/problem+json"], name
+            assert "status_code" not in str(answer), name
+    assert {"404", "409", "410"} <= set(_operations(document)["bookHold"]["responses"])
+    ready = _operations(document)["checkReadiness"]["responses"]["503"]
+    assert ready["content"]["application/json"]["schema"]["$ref"].endswith("/Readiness")
+
+
+async def test_idempotency_key_is_a_required_header(document: dict[str, Any]) -> None:
+    ops = _operations(document)
+    for name in ("bookHold", "initiatePayment"):
+        [key] = [p for p in ops[name]["parameters"] if p["name"] == "Idempotency-Key"]
+        assert key["in"] == "header"
+        assert key["required"] is True
+        assert key["schema"]["maxLength"] == 255
+
+
+async def test_public_routes_need_no_token(document: dict[str, Any]) -> None:
+    ops = _operations(document)
+    for name in ("registerAccount", "login", "refresh", "listEvents", "getLayout", "checkLiveness"):
+        assert ops[name]["security"] == [], name
+    for name in ("createHold", "bookHold", "getMyAccount"):
+        assert "security" not in ops[name], name
+    assert document["security"] == [{"BearerAuth": []}]
+
+
+async def test_operations_are_named_and_described_for_people(document: dict[str, Any]) -> None:
+    ops = _operations(document)
+    assert {"createHold", "bookHold", "listMyHolds", "initiatePayment", "verifyPayment"} <= set(ops)
+    assert ops["listMyHolds"]["summary"] == "List my holds"
+    assert not [name for name, op in ops.items() if not op.get("description")]
+    body = ops["createHold"]["requestBody"]["content"]["application/json"]
+    assert {"chosen seats", "best available"} <= set(body["examples"])
+
+
+async def test_request_bodies_are_as_strict_as_the_server(document: dict[str, Any]) -> None:
+    schemas = document["components"]["schemas"]
+    for name in ("HoldRequest", "BookingRequest", "RegisterBody", "InitiateRequest"):
+        assert schemas[name]["additionalProperties"] is False, name
+    assert len(schemas["HoldRequest"]["oneOf"]) == 2
+    assert schemas["HoldRequest"]["properties"]["seat_ids"]["maxItems"] == 100
+
+
+async def test_documentation_routes_are_not_operations(document: dict[str, Any]) -> None:
+    assert not [path for path in document["paths"] if path.startswith("/schema")]
+
+
+async def test_the_interactive_docs_load_nothing_from_elsewhere(client: Client) -> None:
+    page = await client.get("/schema")
+    assert page.status_code == 200
+    assert "https://" not in page.text.replace("https://tickets", "")
+    script = await client.get("/schema/assets/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert len(script.content) > 100_000
