@@ -41,7 +41,9 @@ local function record_change(version_key, log_key, state, cause, seats)
 end
 
 -- Frees the seats of holds of the event that ran out by `now` and records them as
--- available. `k` names the keys: held, holds, hold_seats, version, changes.
+-- available. `k` names the keys: held, holds, hold_seats, version, changes. Every step
+-- that expires holds counts them in the field __expired__ of hold_seats (no hold id
+-- starts with '__'), so that the metrics count each expiry once, whichever step made it.
 -- Answers the number of holds expired.
 local function expire_holds(k, now)
   local expired = redis.call('ZRANGEBYSCORE', k.holds, '-inf', now, 'LIMIT', 0, EXPIRED_PER_STEP)
@@ -57,6 +59,9 @@ local function expire_holds(k, now)
     end
     redis.call('HDEL', k.hold_seats, id)
     redis.call('ZREM', k.holds, id)
+  end
+  if #expired > 0 then
+    redis.call('HINCRBY', k.hold_seats, '__expired__', #expired)
   end
   if #freed > 0 then
     record_change(k.version, k.changes, 'available', 'expiry', freed)

@@ -69,7 +69,8 @@ def event_holds(event_id: uuid.UUID) -> str:
 
 def hold_seats(event_id: uuid.UUID) -> str:
     """Hash: hold id -> its seats, comma-separated; kept until the hold is released, booked
-    or expired by the sweep, so that an expired hold's seats can be freed and announced."""
+    or expired by the sweep, so that an expired hold's seats can be freed and announced.
+    Field __expired__ counts the event's holds that ran out."""
     return f"{_event(event_id)}:hold-seats"
 
 

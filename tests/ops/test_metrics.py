@@ -23,6 +23,7 @@ from seatlock import db, keys
 from seatlock.bookings.expiry import expire_due_bookings
 from seatlock.holds.store import HoldStore
 from seatlock.models import Role
+from seatlock.ops import metrics
 from seatlock.ops.metrics import MULTIPROCESS_ENV, prepare_multiprocess_dir
 from seatlock.settings import Settings
 from seatlock.testing.servers import Backends, uvicorn_server
@@ -33,7 +34,7 @@ from tests.factories import create_event
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 # The per-event gauges name events on sale (capped), the one bounded id a label may carry.
-PER_EVENT = {"seatlock_live_holds", "seatlock_held_seats"}
+PER_EVENT = {"seatlock_live_holds", "seatlock_held_seats", "seatlock_holds_expired_total"}
 DASHBOARD = "deploy/grafana/seatlock-flash-sale.json"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -91,6 +92,7 @@ async def test_counters_move_by_exactly_what_a_sale_did(
     engine: AsyncEngine,
     redis: Redis,
     store: HoldStore,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     admin = await make_user(Role.ADMIN)
     a, b, c, d = [await make_user() for _ in range(4)]
@@ -114,6 +116,7 @@ async def test_counters_move_by_exactly_what_a_sale_did(
     assert (await client.delete(f"/api/holds/{best.json()['id']}", headers=b)).status_code == 204
 
     # A hold that ran out, freed by the sweep (the app's, or this one: either counts once).
+    monkeypatch.setattr(metrics, "HOLD_GAUGES_SECONDS", 0.0)
     gone = await hold(client, b, event.id, [seats[5]])
     await redis.zadd(keys.event_holds(event.id), {gone: 1})
     await store.sweep_expired(event.id)
@@ -154,7 +157,7 @@ async def test_counters_move_by_exactly_what_a_sale_did(
         ("seatlock_holds_refused_total", ("reserved",)): 1,
         ("seatlock_holds_extended_total", ()): 1,
         ("seatlock_holds_released_total", ("owner",)): 1,
-        ("seatlock_holds_expired_total", ()): 1,
+        ("seatlock_holds_expired_total", (str(event.id),)): 1,
         ("seatlock_holds_converted_total", ()): 3,
         ("seatlock_bookings_total", ("created",)): 3,
         ("seatlock_bookings_total", ("confirmed",)): 1,

@@ -24,7 +24,6 @@ from seatlock.holds.scripts import Scripts
 from seatlock.models import SeatState
 from seatlock.ops.metrics import (
     HOLDS_CREATED,
-    HOLDS_EXPIRED,
     HOLDS_EXTENDED,
     HOLDS_REFUSED,
     HOLDS_RELEASED,
@@ -165,7 +164,6 @@ class HoldStore:
         """Expire the event's holds that ran out; answers how many, and the seconds until
         its next hold runs out (None when it has no hold left)."""
         expired, next_in_ms = await self.scripts.sweep_expired(keys=self.expiry_keys(event_id))
-        HOLDS_EXPIRED.inc(int(expired))
         return int(expired), None if int(next_in_ms) < 0 else int(next_in_ms) / 1000
 
     async def hold(

@@ -36,7 +36,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -93,11 +93,6 @@ HOLDS_RELEASED = Counter(
     "seatlock_holds_released",
     "Holds released before they ran out, by who: their owner or ops.",
     ["by"],
-    registry=REGISTRY,
-)
-HOLDS_EXPIRED = Counter(
-    "seatlock_holds_expired",
-    "Holds that ran out and were freed by the expiry sweep.",
     registry=REGISTRY,
 )
 HOLDS_CONVERTED = Counter(
@@ -342,15 +337,23 @@ class HoldGauges:
             "first).",
             labels=["event"],
         )
-        for event_id, (live, held) in zip(
+        expired = CounterMetricFamily(
+            "seatlock_holds_expired",
+            "Holds that ran out, per event on sale, counted in Redis by whichever step freed "
+            "them (the sweep, or a hold or read that came first).",
+            labels=["event"],
+        )
+        for event_id, (live, held, ran_out) in zip(
             reported, await _hold_counts(redis, reported), strict=True
         ):
             holds.add_metric([str(event_id)], live)
             seats.add_metric([str(event_id)], held)
-        return [on_sale, holds, seats]
+            expired.add_metric([str(event_id)], ran_out)
+        return [on_sale, holds, seats, expired]
 
 
-async def _hold_counts(redis: RedisClient, events: list[uuid.UUID]) -> list[tuple[int, int]]:
+async def _hold_counts(redis: RedisClient, events: list[uuid.UUID]) -> list[tuple[int, int, int]]:
+    """Per event: live holds, held seats, and holds that ran out so far."""
     if not events:
         return []
     now_ms = int(time.time() * 1000)
@@ -358,8 +361,12 @@ async def _hold_counts(redis: RedisClient, events: list[uuid.UUID]) -> list[tupl
         for event_id in events:
             pipe.zcount(keys.event_holds(event_id), f"({now_ms}", "+inf")
             pipe.hlen(keys.held_seats(event_id))
+            pipe.hget(keys.hold_seats(event_id), "__expired__")
         counts = await pipe.execute()
-    return list(zip(counts[0::2], counts[1::2], strict=True))
+    return [
+        (int(live), int(held), int(ran_out or 0))
+        for live, held, ran_out in zip(counts[0::3], counts[1::3], counts[2::3], strict=True)
+    ]
 
 
 def exposition(extra: list[Metric]) -> bytes:
