@@ -8,8 +8,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock import db
+from seatlock.bookings.expiry import expire_due_bookings
+from seatlock.holds.store import HoldStore
 from tests.factories import EventFixture, create_event
 
 
@@ -97,3 +101,16 @@ async def paying(
     booking = await booked(client, buyer, event.id, event.seat_ids[:seats])
     payment = await initiate(client, buyer, booking["id"])
     return event, buyer, booking, payment, await sandbox_callback(client, payment)
+
+
+async def expire_now(engine: AsyncEngine, store: HoldStore, booking_id: str) -> None:
+    """The booking past its payment deadline, and swept."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE bookings SET payment_deadline = now() - interval '1 second' WHERE id = :id"
+            ),
+            {"id": booking_id},
+        )
+    async with db.session_factory(engine)() as session:
+        assert await expire_due_bookings(session, store) == 1

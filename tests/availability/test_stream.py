@@ -15,18 +15,16 @@ import httpx
 import msgspec
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock import db, keys
+from seatlock import keys
 from seatlock.availability import stream
-from seatlock.bookings.expiry import expire_due_bookings
 from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.holds.store import HoldStore
 from seatlock.models import EventStatus
 from seatlock.settings import Settings
 from tests.availability.conftest import SseEvent, StreamReader, serving, streaming
-from tests.buying import booked, hold, initiate, pay, sandbox_callback, verify
+from tests.buying import booked, expire_now, hold, initiate, pay, sandbox_callback, verify
 from tests.clients import UserFactory
 from tests.factories import create_event
 
@@ -40,19 +38,6 @@ def _summary(changes: list[dict[str, Any]]) -> list[tuple[str, str, list[str]]]:
 
 def _count(n: int) -> Any:
     return lambda events: sum(len(e.data["changes"]) for e in events if e.event == "changes") >= n
-
-
-async def _expire_booking(engine: AsyncEngine, store: HoldStore, booking_id: str) -> None:
-    """Past its payment deadline, and swept."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE bookings SET payment_deadline = now() - interval '1 second' WHERE id = :id"
-            ),
-            {"id": booking_id},
-        )
-    async with db.session_factory(engine)() as session:
-        assert await expire_due_bookings(session, store) == 1
 
 
 async def test_every_kind_of_change_arrives_in_order_with_consecutive_versions(
@@ -75,11 +60,11 @@ async def test_every_kind_of_change_arrives_in_order_with_consecutive_versions(
         cancelled = await live.delete(f"/api/bookings/{paid['id']}", headers=buyer)
         assert cancelled.status_code == 200, cancelled.text
         unpaid = await booked(live, buyer, event.id, [uuid.UUID(s4)])
-        await _expire_booking(engine, store, unpaid["id"])
+        await expire_now(engine, store, unpaid["id"])
         late = await booked(live, buyer, event.id, [uuid.UUID(s5)])
         payment = await initiate(live, buyer, late["id"])
         callback = await sandbox_callback(live, payment)
-        await _expire_booking(engine, store, late["id"])
+        await expire_now(engine, store, late["id"])
         verified = await verify(live, buyer, payment["id"], callback)
         assert verified.json()["status"] == "succeeded"
         events = await reader.until(_count(15), "every change")

@@ -22,22 +22,10 @@ from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod, Role
 from seatlock.payments.providers.base import Outcome
 from seatlock.settings import Settings
-from tests.buying import booked, initiate, pay, paying, sandbox_callback, verify
+from tests.buying import booked, expire_now, initiate, pay, paying, sandbox_callback, verify
 from tests.clients import Client, UserFactory
 from tests.factories import create_event, scalar
 from tests.oracle import assert_consistent
-
-
-async def expire_now(engine: AsyncEngine, store: HoldStore, booking_id: str) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE bookings SET payment_deadline = now() - interval '1 second' WHERE id = :id"
-            ),
-            {"id": booking_id},
-        )
-    async with db.session_factory(engine)() as session:
-        assert await expire_due_bookings(session, store) == 1
 
 
 async def test_ten_concurrent_verifications_confirm_once(
