@@ -42,9 +42,19 @@ class SeatSet(msgspec.Struct):
     indexes; or `bitmap`, base64 of one bit per seat of the layout, the seat at index i
     being bit (i % 8) (least significant first) of byte i // 8."""
 
-    encoding: Encoding
+    encoding: Annotated[
+        Encoding,
+        msgspec.Meta(
+            description="`indexes`: `data` is the sorted list of the seats' layout indexes; "
+            "`bitmap`: `data` is base64 of one bit per seat of the layout, the seat at index "
+            "i being bit i % 8 (least significant first) of byte i // 8"
+        ),
+    ]
     count: Annotated[int, msgspec.Meta(ge=0, description="number of seats in the set")]
-    data: list[int] | str
+    data: Annotated[
+        list[int] | str,
+        msgspec.Meta(description="layout indexes, or a base64 bitmap (see `encoding`)"),
+    ]
 
 
 class SectionAvailability(msgspec.Struct):
