@@ -19,16 +19,7 @@ end
 expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
   changes = changes}, now)
 local answer = {'ok', current_version(version), 0}
-local count = 0
-local entries = redis.call('HGETALL', taken)
-for i = 1, #entries, 2 do
-  if string.sub(entries[i], 1, 2) ~= '__' then
-    table.insert(answer, entries[i])
-    table.insert(answer, entries[i + 1])
-    count = count + 1
-  end
-end
-answer[3] = count
+answer[3] = append_taken(answer, taken)
 for _, seat in ipairs(redis.call('HKEYS', held)) do
   table.insert(answer, seat)
 end

@@ -25,16 +25,7 @@ end
 expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
   changes = changes}, now)
 local answer = {'ok', now, current_version(version), 0}
-local count = 0
-local entries = redis.call('HGETALL', taken)
-for i = 1, #entries, 2 do
-  if string.sub(entries[i], 1, 2) ~= '__' then
-    table.insert(answer, entries[i])
-    table.insert(answer, entries[i + 1])
-    count = count + 1
-  end
-end
-answer[4] = count
+answer[4] = append_taken(answer, taken)
 
 -- Holds past their expiry that one step could not free yet are not live.
 local live = {}
@@ -52,8 +43,8 @@ end
 
 local held_at = #answer + 1
 table.insert(answer, 0)
-count = 0
-entries = redis.call('HGETALL', held)
+local count = 0
+local entries = redis.call('HGETALL', held)
 for i = 1, #entries, 2 do
   if live[entries[i + 1]] then
     table.insert(answer, entries[i])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -114,3 +116,32 @@ async def expire_now(engine: AsyncEngine, store: HoldStore, booking_id: str) -> 
         )
     async with db.session_factory(engine)() as session:
         assert await expire_due_bookings(session, store) == 1
+
+
+async def churn(
+    client: httpx.AsyncClient,
+    buyers: list[dict[str, str]],
+    event_id: uuid.UUID,
+    seat_ids: list[uuid.UUID],
+    chooser: random.Random,
+) -> None:
+    """Buyers at once, each holding two seats six times over, then booking or releasing
+    some of its holds and keeping the others."""
+
+    async def shop(buyer: dict[str, str]) -> None:
+        for _ in range(6):
+            seats = chooser.sample(seat_ids, 2)
+            response = await client.post(
+                f"/api/events/{event_id}/holds",
+                json={"seat_ids": [str(s) for s in seats]},
+                headers=buyer,
+            )
+            if response.status_code != 201:
+                continue
+            hold_id = response.json()["id"]
+            if chooser.random() < 0.4:
+                await book(client, buyer, hold_id)
+            elif chooser.random() < 0.5:
+                await client.delete(f"/api/holds/{hold_id}", headers=buyer)
+
+    await asyncio.gather(*(shop(b) for b in buyers))

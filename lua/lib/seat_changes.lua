@@ -78,6 +78,21 @@ local function seat_count(seats)
   return commas + 1
 end
 
+-- Appends the reserved/sold cache's seat, state pairs (not its __ fields) to `answer`;
+-- answers how many seats.
+local function append_taken(answer, taken)
+  local count = 0
+  local entries = redis.call('HGETALL', taken)
+  for i = 1, #entries, 2 do
+    if string.sub(entries[i], 1, 2) ~= '__' then
+      table.insert(answer, entries[i])
+      table.insert(answer, entries[i + 1])
+      count = count + 1
+    end
+  end
+  return count
+end
+
 -- Whether the reserved/sold cache is loaded and still fresh. It is reloaded from
 -- PostgreSQL after its lifetime, which bounds how long a write lost to an outage can
 -- leave it wrong; until then the stale copy stays, so that the reload can tell what

@@ -20,9 +20,10 @@ from seatlock import keys
 from seatlock.availability.snapshot import FRESH_SECONDS
 from seatlock.embedded.host import free_port
 from seatlock.holds.store import HoldStore
-from tests.buying import book, hold
+from tests.buying import churn, hold
 from tests.clients import Client, ClientWith, UserFactory
 from tests.factories import create_event
+from tests.oracle import assert_consistent
 
 
 def _indexes(seat_set: dict[str, Any]) -> set[int]:
@@ -71,30 +72,13 @@ async def test_the_snapshot_agrees_with_postgresql_and_the_holds_after_a_churn(
 ) -> None:
     event = await create_event(engine, sections=("A", "B"), rows=5, seats_per_row=10)
     buyers = [await make_user() for _ in range(8)]
-    chooser = random.Random(7)
-
-    async def shop(buyer: dict[str, str]) -> None:
-        for _ in range(6):
-            seats = chooser.sample(event.seat_ids, 2)
-            response = await client.post(
-                f"/api/events/{event.id}/holds",
-                json={"seat_ids": [str(s) for s in seats]},
-                headers=buyer,
-            )
-            if response.status_code != 201:
-                continue
-            hold_id = response.json()["id"]
-            if chooser.random() < 0.4:
-                await book(client, buyer, hold_id)
-            elif chooser.random() < 0.5:
-                await client.delete(f"/api/holds/{hold_id}", headers=buyer)
-
-    await asyncio.gather(*(shop(b) for b in buyers))
+    await churn(client, buyers, event.id, event.seat_ids, random.Random(7))
     await asyncio.sleep(FRESH_SECONDS)
 
     snapshot, states = await _states(client, event.id)
 
     assert states == await _truth(engine, store, event.id)
+    await assert_consistent(engine, event.id)
     assert snapshot["version"] == int(await redis.get(keys.seat_version(event.id)))
     assert snapshot["holds_shown"] is True
     assert snapshot["seat_count"] == 100

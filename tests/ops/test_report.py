@@ -4,7 +4,6 @@ live holds); top holders and holds expiring soon for a constructed case; who may
 
 from __future__ import annotations
 
-import asyncio
 import random
 import uuid
 from collections import Counter
@@ -20,7 +19,7 @@ from seatlock.holds.placement import taken_snapshot
 from seatlock.holds.store import HoldPolicy, HoldStore
 from seatlock.models import Role
 from seatlock.redis_client import hash_field
-from tests.buying import book
+from tests.buying import churn
 from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.factories import EventFixture, create_event
 
@@ -91,25 +90,7 @@ async def test_the_report_agrees_with_postgresql_and_the_holds_after_a_churn(
         )
     admin = await make_user(Role.ADMIN)
     buyers = [await make_user() for _ in range(8)]
-    chooser = random.Random(11)
-
-    async def shop(buyer: dict[str, str]) -> None:
-        for _ in range(6):
-            seats = chooser.sample(event.seat_ids, 2)
-            response = await client.post(
-                f"/api/events/{event.id}/holds",
-                json={"seat_ids": [str(s) for s in seats]},
-                headers=buyer,
-            )
-            if response.status_code != 201:
-                continue
-            hold_id = response.json()["id"]
-            if chooser.random() < 0.4:
-                await book(client, buyer, hold_id)
-            elif chooser.random() < 0.5:
-                await client.delete(f"/api/holds/{hold_id}", headers=buyer)
-
-    await asyncio.gather(*(shop(b) for b in buyers))
+    await churn(client, buyers, event.id, event.seat_ids, random.Random(11))
 
     response = await client.get(f"/api/admin/events/{event.id}/report", headers=admin)
 

@@ -15,7 +15,7 @@ from seatlock.auth.access import ADMINS, SIGNED_IN
 from seatlock.bodies import Body
 from seatlock.errors import InvalidInput
 from seatlock.holds import owners, placement
-from seatlock.holds.replies import Hold
+from seatlock.holds.replies import Hold, LiveHold
 
 # A hard bound on any one request; each event's own limit is checked after parsing.
 MAX_SEATS_IN_REQUEST = 100
@@ -144,15 +144,10 @@ async def release_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> None:
     await hold_desk.holds.release(hold_id, hold_desk.caller.id)
 
 
-@get("/admin/events/{event_id:uuid}/holds", roles=ADMINS)
-async def list_live_holds(
-    event_id: FromPath[uuid.UUID],
-    holds: deps.Holds,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+def live_holds_out(
+    event_id: uuid.UUID, now: datetime, total: int, live: list[LiveHold]
 ) -> LiveHoldsOut:
-    """The live holds of an event with owner, seats and time left (ops); soonest to
-    expire first."""
-    now, total, live = await holds.live_holds(event_id, limit)
+    """An event's live holds as ops see them, with the seconds left as of `now`."""
     return LiveHoldsOut(
         event_id=event_id,
         total=total,
@@ -168,6 +163,17 @@ async def list_live_holds(
             for h in live
         ],
     )
+
+
+@get("/admin/events/{event_id:uuid}/holds", roles=ADMINS)
+async def list_live_holds(
+    event_id: FromPath[uuid.UUID],
+    holds: deps.Holds,
+    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
+) -> LiveHoldsOut:
+    """The live holds of an event with owner, seats and time left (ops); soonest to
+    expire first."""
+    return live_holds_out(event_id, *await holds.live_holds(event_id, limit))
 
 
 @delete("/admin/holds/{hold_id:str}", roles=ADMINS, status_code=204, problems=(409, 410))

@@ -24,7 +24,7 @@ from seatlock.availability.stream import ChangesOut
 from seatlock.errors import DomainError
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.placement import taken_snapshot
-from seatlock.holds.routes import LiveHoldOut, LiveHoldsOut
+from seatlock.holds.routes import LiveHoldsOut, live_holds_out
 from seatlock.holds.scripts import register_scripts
 from seatlock.holds.store import HoldStore
 from seatlock.models import Role
@@ -191,22 +191,7 @@ class RedisSource:
 
     async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHoldsOut:
         with _domain_errors():
-            now, total, live = await self.store.live_holds(event_id, limit)
-        return LiveHoldsOut(
-            event_id=event_id,
-            total=total,
-            holds=[
-                LiveHoldOut(
-                    id=h.id,
-                    owner_id=h.owner_id,
-                    seats=h.seats,
-                    expires_at=h.expires_at,
-                    seconds_left=round((h.expires_at - now).total_seconds(), 3),
-                    state=h.state,
-                )
-                for h in live
-            ],
-        )
+            return live_holds_out(event_id, *await self.store.live_holds(event_id, limit))
 
     async def release(self, hold_id: str) -> None:
         with _domain_errors():
