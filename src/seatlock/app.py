@@ -43,6 +43,11 @@ from seatlock.payments.providers.registry import build_providers
 from seatlock.payments.providers.sandbox_routes import sandbox_router
 from seatlock.payments.routes import payments_router
 from seatlock.problems import problem_details_plugin
+from seatlock.queue.admission import AdmissionLoop
+from seatlock.queue.gate import QueueGate
+from seatlock.queue.line import QueueLine
+from seatlock.queue.passes import Passes
+from seatlock.queue.routes import queue_router
 from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
@@ -55,6 +60,8 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     redis = connect_redis(settings)
     scripts = register_scripts(redis)
     await load_scripts(redis, scripts)
+    queue_line = QueueLine(redis)
+    await load_scripts(redis, queue_line.scripts)
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
     app.state.redis = redis
@@ -68,6 +75,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.availability = AvailabilityCache(
         app.state.holds, app.state.fanout.log, taken_snapshot(app.state.sessions)
     )
+    app.state.queue_gate = QueueGate(queue_line, Passes(settings))
     app.state.images = LocalImageStore(settings.image_path)
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
@@ -90,6 +98,11 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
             stop_sweeping, app.state.sessions, app.state.holds, app.state.redis_breaker
         )
     )
+    admission = asyncio.create_task(
+        AdmissionLoop(app.state.sessions, queue_line).run_until(
+            stop_sweeping, app.state.redis_breaker
+        )
+    )
     try:
         yield
     finally:
@@ -97,6 +110,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         await sweeper
         await repairer
         await hold_sweeper
+        await admission
         await app.state.fanout.close()
         await http.aclose()
         await app.state.rate_limits.aclose()
@@ -140,6 +154,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             holds_router,
             events_router,
             availability_router,
+            queue_router,
             ops_router,
             bookings_router,
             payments_router,

@@ -23,6 +23,7 @@ from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.store import HoldStore
 from seatlock.models import PaymentMethod
 from seatlock.payments.providers.base import PaymentProvider
+from seatlock.queue.gate import QueueGate
 from seatlock.rate_limits import RateLimits as RateLimitsType
 from seatlock.redis_client import Breaker, RedisClient
 from seatlock.settings import Settings as SettingsType
@@ -55,6 +56,7 @@ class HoldDesk:
     rate_limits: RateLimitsType
     # The caller's address, for the rate limits.
     address: str
+    queue: QueueGate
 
 
 Desk: TypeAlias = NamedDependency[HoldDesk]
@@ -83,6 +85,7 @@ def _hold_desk(request: Request[Any, Any, Any], state: State) -> HoldDesk:
         state.on_sale,
         state.rate_limits,
         client_address(request),
+        state.queue_gate,
     )
 
 

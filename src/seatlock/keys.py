@@ -118,3 +118,33 @@ def open_rows(event_id: uuid.UUID) -> str:
 def reopen_rows(event_id: uuid.UUID) -> str:
     """Sorted set: row number -> when (ms) a hold on that full row runs out."""
     return f"{_event(event_id)}:reopen-rows"
+
+
+# An event's waiting room (`seatlock.queue`).
+
+
+def queue_waiting(event_id: uuid.UUID) -> str:
+    """Sorted set: account id -> place, the buyers waiting to be let in, first place first.
+    Places of those who joined before the sale started are drawn at random; later ones
+    follow in order of arrival after all of them."""
+    return f"{_event(event_id)}:queue:waiting"
+
+
+def queue_admitted(event_id: uuid.UUID) -> str:
+    """Sorted set: account id -> when (ms) the account's pass runs out; shopping until then."""
+    return f"{_event(event_id)}:queue:admitted"
+
+
+def queue_passes(event_id: uuid.UUID) -> str:
+    """Hash: account id -> the number of its pass (the n-th buyer let in)."""
+    return f"{_event(event_id)}:queue:passes"
+
+
+def queue_given_up(event_id: uuid.UUID) -> str:
+    """Sorted set: number of a pass given up by leaving -> when (ms) the pass would run out."""
+    return f"{_event(event_id)}:queue:given-up"
+
+
+def queue_state(event_id: uuid.UUID) -> str:
+    """Hash: the admission step's clock and credit, the count let in, the arrival counter."""
+    return f"{_event(event_id)}:queue:state"

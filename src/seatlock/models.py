@@ -128,6 +128,29 @@ class Event(Base):
     )
 
 
+class EventQueue(Base):
+    """An event's waiting room: who may join when, and how fast buyers are let in to shop.
+    Who waits and who shops lives in Redis (`seatlock.queue`)."""
+
+    __tablename__ = "event_queues"
+    # The times PostgreSQL sets come back with each write (RETURNING), for the answer.
+    __mapper_args__ = {"eager_defaults": True}  # noqa: RUF012 (SQLAlchemy's own idiom)
+
+    event_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("events.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool]
+    opens_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # Either may be missing, not both: buyers let in per minute, buyers shopping at once.
+    admit_per_minute: Mapped[int | None]
+    max_shopping: Mapped[int | None]
+    pass_seconds: Mapped[int]
+    paused: Mapped[bool] = mapped_column(default=False, server_default="false")
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now()
+    )
+
+
 class PriceCategory(Base):
     __tablename__ = "price_categories"
     __table_args__ = (UniqueConstraint("event_id", "name"),)

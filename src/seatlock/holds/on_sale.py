@@ -19,7 +19,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from seatlock.models import Event, EventStatus, Seat
+from seatlock.models import Event, EventQueue, EventStatus, Seat
+from seatlock.queue.rules import QueueRules, rules_of
 
 DEFAULT_LIFETIME_SECONDS = 2.0
 # Seat ids are remembered for at most this many events; then the memory starts over.
@@ -37,6 +38,8 @@ class EventFacts:
     max_hold_lifetime_seconds: int
     max_seats_per_booking: int
     seat_map_version: int
+    # The event's waiting room when it is on: holds then need a queue pass.
+    queue: QueueRules | None = None
 
 
 @dataclass
@@ -102,6 +105,10 @@ class OnSaleCache:
             return entry.facts
         return await asyncio.shield(refresh)
 
+    def forget(self, event_id: uuid.UUID) -> None:
+        """Drops the event's facts, so that this process's next request reads them anew."""
+        self._entries.pop(event_id, None)
+
     def _refreshed(self, event_id: uuid.UUID, task: asyncio.Task[EventFacts | None]) -> None:
         self._refreshing.pop(event_id, None)
         # A failed refresh that only stale readers saw is retried by the next request; its
@@ -111,11 +118,16 @@ class OnSaleCache:
 
     async def _load(self, event_id: uuid.UUID) -> EventFacts | None:
         async with self.sessions() as session:
-            event = await session.get(Event, event_id)
-        if event is None:
+            found = await session.execute(
+                select(Event, EventQueue)
+                .outerjoin(EventQueue, EventQueue.event_id == Event.id)
+                .where(Event.id == event_id)
+            )
+            row = found.tuples().one_or_none()
+        if row is None:
             self._entries.pop(event_id, None)
             return None
-        facts = _facts(event)
+        facts = _facts(*row)
         # Only events on sale are kept: they are the hot path, and a newly published event
         # must take holds at once.
         if facts.status is EventStatus.ON_SALE:
@@ -154,7 +166,7 @@ class OnSaleCache:
         return known
 
 
-def _facts(event: Event) -> EventFacts:
+def _facts(event: Event, room: EventQueue | None) -> EventFacts:
     return EventFacts(
         id=event.id,
         status=event.status,
@@ -165,4 +177,5 @@ def _facts(event: Event) -> EventFacts:
         max_hold_lifetime_seconds=event.max_hold_lifetime_seconds,
         max_seats_per_booking=event.max_seats_per_booking,
         seat_map_version=event.seat_map_version,
+        queue=rules_of(event, room),
     )

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, Router, delete, get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from seatlock import deps
 from seatlock.auth.access import ADMINS, SIGNED_IN
@@ -16,6 +16,7 @@ from seatlock.bodies import Body
 from seatlock.errors import InvalidInput
 from seatlock.holds import owners, placement
 from seatlock.holds.replies import Hold, LiveHold
+from seatlock.queue.passes import PASS_HEADER
 
 # A hard bound on any one request; each event's own limit is checked after parsing.
 MAX_SEATS_IN_REQUEST = 100
@@ -74,11 +75,22 @@ async def create_hold(
     event_id: FromPath[uuid.UUID],
     data: JSONBody[HoldRequest],
     hold_desk: deps.Desk,
+    queue_pass: Annotated[
+        str | None,
+        HeaderParameter(
+            name=PASS_HEADER,
+            max_length=2048,
+            required=False,
+            description="the pass the event's queue gave the caller, on a queued event",
+        ),
+    ] = None,
 ) -> Hold:
     """Holds seats of an event on sale for the event's hold TTL, all or none: chosen
     `seat_ids`, or a `quantity` of the best available adjacent seats (optionally in one
     `price_category` and `section`). A conflict answers 409 with the `conflicts` and
-    their `reason`."""
+    their `reason`. On an event with a waiting room, only a buyer it let in may hold: the
+    caller's pass goes in the Queue-Pass header (403 `queue-pass-required` without a
+    valid one)."""
     if (data.seat_ids is None) == (data.quantity is None):
         raise InvalidInput("give either seat_ids or quantity")
     if data.seat_ids is not None and (data.price_category or data.section):
@@ -86,6 +98,8 @@ async def create_hold(
     holds, on_sale, caller = hold_desk.holds, hold_desk.on_sale, hold_desk.caller
     await hold_desk.rate_limits.hold(caller.id, hold_desk.address)
     event = await placement.event_on_sale(on_sale, event_id)
+    if event.queue is not None:
+        await hold_desk.queue.check(queue_pass, event_id, caller.id)
     if data.seat_ids is not None:
         hold = await placement.hold_chosen_seats(holds, on_sale, event, caller.id, data.seat_ids)
     else:

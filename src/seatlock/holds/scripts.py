@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, TypeVar
 
 from redis.commands.core import AsyncScript
 
 from seatlock.ops.metrics import TimedScript
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.resources import resource_dir
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 LUA_DIR = resource_dir("lua")
 
@@ -46,23 +50,29 @@ def script_source(name: str) -> str:
     return library + (LUA_DIR / f"{name}.lua").read_text()
 
 
-def register_scripts(redis: RedisClient) -> Scripts:
+ScriptSet = TypeVar("ScriptSet", bound="DataclassInstance")
+
+
+def register(redis: RedisClient, kind: type[ScriptSet]) -> ScriptSet:
+    """One script per field of `kind`, each from the file of the field's name."""
     # What redis-py's register_script makes (each call routed by its first key on a
     # cluster), with every call timed under the script's name.
-    return Scripts(
-        **{f.name: TimedScript(f.name, redis, script_source(f.name)) for f in fields(Scripts)}
-    )
+    return kind(**{f.name: TimedScript(f.name, redis, script_source(f.name)) for f in fields(kind)})
 
 
-async def load_scripts(redis: RedisClient, scripts: Scripts) -> None:
+def register_scripts(redis: RedisClient) -> Scripts:
+    return register(redis, Scripts)
+
+
+async def load_scripts(redis: RedisClient, scripts: DataclassInstance) -> None:
     """Load every script into Redis now. A script Redis cannot compile raises here.
 
     With Redis unreachable the service still starts (only holds need Redis); the scripts
     are then loaded on first use.
     """
     try:
-        for f in fields(Scripts):
+        for f in fields(scripts):
             script: AsyncScript = getattr(scripts, f.name)
             script.sha = await redis.script_load(script.script)
     except REDIS_DOWN:
-        logger.warning("Redis unreachable at start-up: hold scripts will load on first use")
+        logger.warning("Redis unreachable at start-up: scripts will load on first use")
