@@ -6,6 +6,7 @@
 -- KEYS[2] admitted zset account id -> when its pass runs out (ms)
 -- KEYS[3] passes   hash account id -> number of its pass
 -- KEYS[4] state    hash stepped_at (ms), credit (buyers), served (passes given so far)
+-- KEYS[5] recent   zset pass number -> when it was given (ms), over the last minute
 -- ARGV[1] buyers let in per minute, 0 for no rate
 -- ARGV[2] most buyers shopping at once, 0 for no cap
 -- ARGV[3] pass lifetime (ms)
@@ -14,7 +15,7 @@
 -- ARGV[6] '1' while admission is paused
 -- ARGV[7] how long the room's keys live after a change (ms)
 -- Returns the number of buyers let in
-local waiting, admitted, passes, state = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local waiting, admitted, passes, state, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local rate, cap, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local step_ms, sale_starts, paused = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
 local keys_ttl = tonumber(ARGV[7])
@@ -40,6 +41,7 @@ if rate > 0 then
     rate * BURST_MS / 60000 + 1)
 end
 redis.call('ZREMRANGEBYSCORE', admitted, '-inf', now - REMEMBER_MS)
+redis.call('ZREMRANGEBYSCORE', recent, '-inf', now - 60000)
 local count = redis.call('ZCARD', waiting)
 if rate > 0 then
   count = math.min(count, math.floor(credit))
@@ -54,6 +56,7 @@ if count > 0 then
     served = served + 1
     redis.call('ZADD', admitted, now + pass_ms, let_in[i])
     redis.call('HSET', passes, let_in[i], served)
+    redis.call('ZADD', recent, now, served)
   end
   redis.call('HSET', state, 'served', served)
   if rate > 0 then

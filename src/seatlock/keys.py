@@ -145,6 +145,11 @@ def queue_given_up(event_id: uuid.UUID) -> str:
     return f"{_event(event_id)}:queue:given-up"
 
 
+def queue_recent(event_id: uuid.UUID) -> str:
+    """Sorted set: number of a pass -> when (ms) it was given, over the last minute."""
+    return f"{_event(event_id)}:queue:recent"
+
+
 def queue_state(event_id: uuid.UUID) -> str:
     """Hash: the admission step's clock and credit, the count let in, the arrival counter."""
     return f"{_event(event_id)}:queue:state"

@@ -34,7 +34,14 @@ from tests.factories import create_event
 METRICS_TOKEN = "metrics-token-for-the-tests-0123456789abcdef"
 UUID = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}", re.I)
 # The per-event gauges name events on sale (capped), the one bounded id a label may carry.
-PER_EVENT = {"seatlock_live_holds", "seatlock_held_seats", "seatlock_holds_expired_total"}
+PER_EVENT = {
+    "seatlock_live_holds",
+    "seatlock_held_seats",
+    "seatlock_holds_expired_total",
+    "seatlock_queue_waiting",
+    "seatlock_queue_shopping",
+    "seatlock_queue_admitted_total",
+}
 DASHBOARD = "deploy/grafana/seatlock-flash-sale.json"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

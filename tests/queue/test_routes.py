@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.auth.tokens import Principal, issue_access_token
@@ -20,6 +21,7 @@ from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
 from tests.clients import Client, ClientWith, assert_problem
 from tests.factories import EventFixture, create_event
+from tests.ops.test_metrics import scrape, value
 
 PATIENCE_SECONDS = 15.0
 
@@ -83,7 +85,7 @@ async def test_only_the_organizer_or_an_admin_sets_the_room_up(
     assert room["admit_per_minute"] == 600
     assert room["max_shopping"] == 50
     assert room["pass_seconds"] == 900
-    assert room["live"] == {"waiting": 0, "shopping": 0, "served": 0}
+    assert room["live"] == {"waiting": 0, "shopping": 0, "served": 0, "admitted_last_minute": 0}
     shown = await client.get(path, headers=_organizer(settings, event))
     assert shown.json() == room
 
@@ -219,9 +221,9 @@ async def test_before_the_sale_places_are_hidden_until_the_draw(
 async def test_positions_after_the_start_come_with_an_estimate(
     client: Client, engine: AsyncEngine, settings: Settings
 ) -> None:
+    # One buyer a minute: nobody is let in during the test.
     event = await _queued_event(client, engine, settings, admit_per_minute=1)
     path = f"/api/events/{event.id}/queue"
-    await client.post(f"{path}/pause", headers=_organizer(settings, event))
     buyers = await mint_accounts(engine, settings.jwt_secret, 3)
     for buyer in buyers:
         await client.post(f"{path}/join", headers=buyer)
@@ -253,13 +255,14 @@ async def test_a_paused_room_lets_nobody_in_until_resumed(
 
     # Several admission steps pass (one a second) without letting anyone in.
     await asyncio.sleep(2.5)
-    assert (await client.get(f"{path}/me", headers=buyer)).json()["state"] == "waiting"
+    place = (await client.get(f"{path}/me", headers=buyer)).json()
+    assert (place["state"], place["estimated_wait_seconds"]) == ("waiting", None)
     resumed = await client.post(f"{path}/resume", headers=organizer)
 
     assert resumed.json()["paused"] is False
     assert (await _admitted(client, event, buyer))["pass"]
     live = (await client.get(path, headers=organizer)).json()["live"]
-    assert live == {"waiting": 0, "shopping": 1, "served": 1}
+    assert live == {"waiting": 0, "shopping": 1, "served": 1, "admitted_last_minute": 1}
 
 
 async def test_joining_and_places_answer_503_while_redis_is_down(
@@ -274,3 +277,43 @@ async def test_joining_and_places_answer_503_while_redis_is_down(
         ):
             assert_problem(response, 503)
             assert response.headers["retry-after"] == "1"
+
+
+async def test_the_metrics_show_each_rooms_buyers(
+    client: Client, engine: AsyncEngine, settings: Settings
+) -> None:
+    event = await _queued_event(client, engine, settings, max_shopping=1)
+    first, second = await mint_accounts(engine, settings.jwt_secret, 2)
+    [admin] = await mint_accounts(engine, settings.jwt_secret, 1, Role.ADMIN)
+    await client.post(f"/api/events/{event.id}/queue/join", headers=first)
+    await _admitted(client, event, first)
+    await client.post(f"/api/events/{event.id}/queue/join", headers=second)
+
+    samples = await scrape(client, admin)
+
+    room = str(event.id)
+    assert value(samples, "seatlock_queue_waiting", event=room) == 1
+    assert value(samples, "seatlock_queue_shopping", event=room) == 1
+    assert value(samples, "seatlock_queue_admitted_total", event=room) == 1
+
+
+async def test_passes_outlive_a_redis_that_lost_its_data(
+    client: Client, engine: AsyncEngine, settings: Settings, redis: Redis
+) -> None:
+    event = await _queued_event(client, engine, settings)
+    [buyer] = await mint_accounts(engine, settings.jwt_secret, 1)
+    await client.post(f"/api/events/{event.id}/queue/join", headers=buyer)
+    place = await _admitted(client, event, buyer)
+
+    await redis.flushall()
+
+    held = await client.post(
+        f"/api/events/{event.id}/holds",
+        json=_hold_body(event),
+        headers=buyer | {"Queue-Pass": place["pass"]},
+    )
+    assert held.status_code == 201, held.text
+    # The places went with the data: the room says so, and joining again works.
+    assert_problem(await client.get(f"/api/events/{event.id}/queue/me", headers=buyer), 404)
+    again = await client.post(f"/api/events/{event.id}/queue/join", headers=buyer)
+    assert again.json()["state"] in {"waiting", "admitted"}

@@ -48,6 +48,8 @@ from sqlalchemy.pool import QueuePool
 from seatlock import keys
 from seatlock.auth.access import ADMINS
 from seatlock.models import Event, EventStatus
+from seatlock.queue.figures import room_figures
+from seatlock.queue.rules import rooms_open
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.settings import Settings
 
@@ -349,7 +351,30 @@ class HoldGauges:
             holds.add_metric([str(event_id)], live)
             seats.add_metric([str(event_id)], held)
             expired.add_metric([str(event_id)], ran_out)
-        return [on_sale, holds, seats, expired]
+        return [on_sale, holds, seats, expired, *await _queue_families(sessions, redis)]
+
+
+async def _queue_families(
+    sessions: async_sessionmaker[AsyncSession], redis: RedisClient
+) -> list[Metric]:
+    """Per open waiting room (at most MAX_EVENTS_REPORTED): one Redis round trip each."""
+    waiting = GaugeMetricFamily(
+        "seatlock_queue_waiting", "Buyers waiting in an event's queue.", labels=["event"]
+    )
+    shopping = GaugeMetricFamily(
+        "seatlock_queue_shopping",
+        "Buyers holding a live pass of an event's queue (the active shoppers).",
+        labels=["event"],
+    )
+    admitted = CounterMetricFamily(
+        "seatlock_queue_admitted", "Buyers an event's queue let in so far.", labels=["event"]
+    )
+    for rules in (await rooms_open(sessions))[:MAX_EVENTS_REPORTED]:
+        figures = await room_figures(redis, rules.event_id)
+        waiting.add_metric([str(rules.event_id)], figures.waiting)
+        shopping.add_metric([str(rules.event_id)], figures.shopping)
+        admitted.add_metric([str(rules.event_id)], figures.served)
+    return [waiting, shopping, admitted]
 
 
 async def _hold_counts(redis: RedisClient, events: list[uuid.UUID]) -> list[tuple[int, int, int]]:

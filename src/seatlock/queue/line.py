@@ -8,7 +8,6 @@ can predict or redraw), later arrivals after them in order.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from redis.commands.core import AsyncScript
 from seatlock import keys
 from seatlock.errors import Unavailable
 from seatlock.holds.scripts import register
+from seatlock.queue.figures import Figures, room_figures
 from seatlock.queue.rules import QueueRules
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 
@@ -45,12 +45,6 @@ class Place(NamedTuple):
     waiting: int | None = None
     number: int | None = None
     runs_out_ms: int | None = None
-
-
-class Figures(NamedTuple):
-    waiting: int
-    shopping: int
-    served: int
 
 
 @asynccontextmanager
@@ -113,6 +107,7 @@ class QueueLine:
                 keys.queue_admitted(event_id),
                 keys.queue_passes(event_id),
                 keys.queue_state(event_id),
+                keys.queue_recent(event_id),
             ],
             args=[
                 rules.admit_per_minute or 0,
@@ -131,13 +126,7 @@ class QueueLine:
         return await self.redis.zscore(keys.queue_given_up(event_id), str(number)) is not None
 
     async def figures(self, event_id: uuid.UUID) -> Figures:
-        now_ms = int(time.time() * 1000)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.queue_waiting(event_id))
-            pipe.zcount(keys.queue_admitted(event_id), f"({now_ms}", "+inf")
-            pipe.hget(keys.queue_state(event_id), "served")
-            waiting, shopping, served = await pipe.execute()
-        return Figures(int(waiting), int(shopping), int(served or 0))
+        return await room_figures(self.redis, event_id)
 
 
 def _text(value: bytes | str) -> str:

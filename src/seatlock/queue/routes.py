@@ -20,8 +20,9 @@ from seatlock.errors import Conflict, NotFound
 from seatlock.events.events import managed_event
 from seatlock.holds.placement import NotOnSale
 from seatlock.models import EventQueue, EventStatus
+from seatlock.queue.figures import Figures
 from seatlock.queue.gate import QueueGate
-from seatlock.queue.line import Figures, Place, queue_or_503
+from seatlock.queue.line import Place, queue_or_503
 from seatlock.queue.passes import runs_out_at
 from seatlock.queue.rules import QueueRules, RoomSettings, room_of, save_room
 from seatlock.redis_client import REDIS_DOWN
@@ -52,6 +53,7 @@ class RoomFigures(msgspec.Struct):
     shopping: int
     # Passes given so far: the "now serving" number.
     served: int
+    admitted_last_minute: int
 
 
 class RoomOut(msgspec.Struct):
@@ -76,6 +78,7 @@ class RoomStatusOut(msgspec.Struct):
     waiting: int
     shopping: int
     served: int
+    admitted_last_minute: int
 
 
 class PlaceOut(msgspec.Struct, omit_defaults=False):
@@ -125,9 +128,9 @@ async def _queued(on_sale: deps.OnSale, event_id: uuid.UUID) -> QueueRules:
 
 
 def _estimate(rules: QueueRules, ahead: int) -> int | None:
-    """Seconds until a place `ahead` others is let in, at the room's rate; unknown when
-    only free shopping slots let buyers in."""
-    if rules.admit_per_minute is None:
+    """Seconds until a place `ahead` others is let in, at the room's rate; unknown while
+    paused or when only free shopping slots let buyers in."""
+    if rules.admit_per_minute is None or rules.paused:
         return None
     return round((ahead + 1) * 60 / rules.admit_per_minute)
 
@@ -261,6 +264,7 @@ async def queue_status(
         waiting=figures.waiting,
         shopping=figures.shopping,
         served=figures.served,
+        admitted_last_minute=figures.admitted_last_minute,
     )
     return Response(status, headers={"Cache-Control": STATUS_CACHING})
 
