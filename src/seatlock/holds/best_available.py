@@ -11,9 +11,8 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from itertools import groupby
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock import keys
@@ -30,7 +29,6 @@ from seatlock.holds.store import (
     placed,
     redis_or_503,
 )
-from seatlock.models import PriceCategory, Seat
 from seatlock.ops.metrics import HOLDS_REFUSED
 
 
@@ -54,26 +52,43 @@ class Wanted:
     category: str | None
 
 
+# The price categories that seats use, numbered in the order of their names (bytewise, as
+# Python sorts them).
+_CATEGORIES = text(
+    """
+    SELECT c.name FROM price_categories c
+    WHERE c.event_id = :event_id
+      AND EXISTS (SELECT 1 FROM seats s WHERE s.event_id = :event_id AND s.price_category_id = c.id)
+    ORDER BY c.name COLLATE "C"
+    """
+)
+# Each row's seats as one "number,seat id,category number;..." string, built by PostgreSQL,
+# so that a large map is read without a Python object per seat.
+_ROWS = text(
+    """
+    WITH numbered AS (
+      SELECT id, dense_rank() OVER (ORDER BY name COLLATE "C") AS number
+      FROM price_categories
+      WHERE event_id = :event_id AND name = ANY(:names)
+    )
+    SELECT s.section, s.row,
+           string_agg(s.number || ',' || s.id || ',' || c.number, ';' ORDER BY s.number)
+    FROM seats s JOIN numbered c ON c.id = s.price_category_id
+    WHERE s.event_id = :event_id
+    GROUP BY s.section, s.row
+    """
+)
+
+
 def layout_source(sessions: async_sessionmaker[AsyncSession]) -> LayoutSource:
     """The event's layout read from PostgreSQL, in a session of its own."""
 
     async def read(event_id: uuid.UUID) -> Layout:
         async with sessions() as session:
-            seats = (
-                await session.execute(
-                    select(Seat.section, Seat.row, Seat.number, Seat.id, PriceCategory.name)
-                    .join(PriceCategory, PriceCategory.id == Seat.price_category_id)
-                    .where(Seat.event_id == event_id)
-                )
-            ).all()
-        categories = sorted({seat[4] for seat in seats})
-        number_of = {name: n for n, name in enumerate(categories, start=1)}
-        ordered = sorted(seats, key=lambda s: seat_order(s[0], s[1], s[2]))
-        rows = []
-        for (section, _), row in groupby(ordered, key=lambda s: (s[0], s[1])):
-            seats_of_row = (f"{n},{seat_id},{number_of[name]}" for _, _, n, seat_id, name in row)
-            rows.append((section, ";".join(seats_of_row)))
-        return Layout(categories, rows)
+            categories = list(await session.scalars(_CATEGORIES, {"event_id": event_id}))
+            found = await session.execute(_ROWS, {"event_id": event_id, "names": categories})
+            rows = sorted(found.tuples(), key=lambda row: seat_order(row[0], row[1], 0))
+        return Layout(categories, [(section, seats) for section, _, seats in rows])
 
     return read
 
