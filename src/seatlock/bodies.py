@@ -1,14 +1,15 @@
-"""Constrained types shared by request bodies."""
+"""Constrained types shared by request bodies and query parameters."""
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated
 
 import msgspec
-from litestar.params import QueryParameter
+from litestar.params import KwargDefinition, QueryParameter
 
-# No whitespace and no control characters anywhere, spelled out rather than `\s`, which
+# Control characters, and (in _BLANK) whitespace too, spelled out rather than `\s`, which
 # Python and the JavaScript of API clients read differently.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
 _BLANK = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
 _EMAIL_PART = rf"[^@{_BLANK}]"
 Email = Annotated[
@@ -24,23 +25,13 @@ Password = Annotated[str, msgspec.Meta(min_length=12, max_length=128)]
 # Something visible, at least.
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=120, pattern=rf"[^{_BLANK}]")]
 
-# Where an offset-paged listing may start: far past any real listing, and within
-# PostgreSQL's bigint, which an unbounded integer overflows.
-MAX_OFFSET = 1_000_000
-Offset = Annotated[int, QueryParameter(ge=0, le=MAX_OFFSET)]
+
+def search_text(max_length: int) -> KwargDefinition:
+    """A query parameter of text to search for: no control character (PostgreSQL cannot
+    store a NUL, and no one searches for the others) is refused with 400, like any other
+    invalid parameter."""
+    return QueryParameter(min_length=1, max_length=max_length, pattern=rf"^[^{_CONTROL}]+$")
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
     """Base of request bodies: unknown fields are refused, never ignored."""
-
-
-Item = TypeVar("Item")
-
-
-class OffsetPage(msgspec.Struct, Generic[Item]):
-    """One page of a listing that is paged by offset, with the total it is a page of."""
-
-    items: list[Item]
-    total: int
-    limit: int
-    offset: int

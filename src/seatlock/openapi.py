@@ -113,24 +113,118 @@ EXAMPLES: Final[dict[str, dict[str, Any]]] = {
     },
 }
 
-# A hold request gives either chosen seats or a quantity of best available seats.
-HOLD_CHOICES: Final = [
-    {
-        "title": "Chosen seats",
-        "required": ["seat_ids"],
-        "properties": {
-            "seat_ids": {"type": "array"},
-            "quantity": {"type": "null"},
-            "price_category": {"type": "null"},
-            "section": {"type": "null"},
+
+def _link(operation: str, description: str, **how: dict[str, Any]) -> dict[str, Any]:
+    return {"operationId": operation, "description": description, **how}
+
+
+_HOLD_ID = {"parameters": {"path.hold_id": "$response.body#/id"}}
+_BOOKING_ID = {"parameters": {"path.booking_id": "$response.body#/id"}}
+# What an answer hands to the next steps of a buyer, by operationId and status: OpenAPI
+# links, which generated clients document and stateful fuzzers follow.
+LINKS: Final[dict[tuple[str, str], dict[str, Any]]] = {
+    ("registerAccount", "201"): {
+        "login": _link(
+            "login",
+            "Sign in with the account just made",
+            requestBody={
+                "email": "$request.body#/email",
+                "password": "$request.body#/password",
+            },
+        )
+    },
+    ("listEvents", "200"): {
+        "getEvent": _link(
+            "getEvent",
+            "Read the first event of the page",
+            parameters={"path.event_id": "$response.body#/items/0/id"},
+        )
+    },
+    ("getEvent", "200"): {
+        "createHold": _link(
+            "createHold",
+            "Hold the best available seat of the event",
+            parameters={"path.event_id": "$response.body#/id"},
+            requestBody={"quantity": 1},
+        )
+    },
+    ("createHold", "201"): {
+        "getHold": _link("getHold", "Read the hold", **_HOLD_ID),
+        "extendHold": _link("extendHold", "Extend the hold", **_HOLD_ID),
+        "releaseHold": _link("releaseHold", "Release the hold", **_HOLD_ID),
+        "bookHold": _link(
+            "bookHold", "Book the hold", requestBody={"hold_id": "$response.body#/id"}
+        ),
+    },
+    ("bookHold", "201"): {
+        "getBooking": _link("getBooking", "Read the booking", **_BOOKING_ID),
+        "cancelBooking": _link("cancelBooking", "Cancel the booking", **_BOOKING_ID),
+        "initiatePayment": _link(
+            "initiatePayment",
+            "Pay for the booking",
+            requestBody={"booking_id": "$response.body#/id"},
+        ),
+    },
+    ("initiatePayment", "201"): {
+        "getPayment": _link(
+            "getPayment",
+            "Read the payment",
+            parameters={"path.payment_id": "$response.body#/id"},
+        ),
+        "verifyPayment": _link(
+            "verifyPayment",
+            "Verify the payment with what the provider's checkout handed back",
+            requestBody={"payment_id": "$response.body#/id"},
+        ),
+        "getBooking": _link(
+            "getBooking",
+            "Read the booking paid for",
+            parameters={"path.booking_id": "$response.body#/booking_id"},
+        ),
+    },
+    ("verifyPayment", "200"): {
+        "getBooking": _link(
+            "getBooking",
+            "Read the booking, confirmed once the payment succeeded",
+            parameters={"path.booking_id": "$response.body#/booking_id"},
+        ),
+    },
+}
+
+
+def _hold_choices(properties: dict[str, Any]) -> list[dict[str, Any]]:
+    """A hold request gives either chosen seats or a quantity of best available seats: two
+    whole object schemas, so that client generators make a type of each."""
+
+    def given(name: str) -> dict[str, Any]:
+        nullable = properties[name]
+        return {**nullable["oneOf"][0], **{k: v for k, v in nullable.items() if k != "oneOf"}}
+
+    absent = {"type": "null"}
+    return [
+        {
+            "title": "Chosen seats",
+            "type": "object",
+            "required": ["seat_ids"],
+            "properties": {
+                "seat_ids": given("seat_ids"),
+                "quantity": absent,
+                "price_category": absent,
+                "section": absent,
+            },
         },
-    },
-    {
-        "title": "Best available",
-        "required": ["quantity"],
-        "properties": {"quantity": {"type": "integer"}, "seat_ids": {"type": "null"}},
-    },
-]
+        {
+            "title": "Best available",
+            "type": "object",
+            "required": ["quantity"],
+            "properties": {
+                "quantity": given("quantity"),
+                "seat_ids": absent,
+                "price_category": properties["price_category"],
+                "section": properties["section"],
+            },
+        },
+    ]
 
 
 def operation_id(handler: HTTPRouteHandler, *_: Any) -> str:
@@ -186,10 +280,16 @@ def _finish_operation(handler: HTTPRouteHandler, operation: dict[str, Any]) -> N
         for status, answer in operation.get("responses", {}).items()
         if status in declared or not status.startswith(("4", "5"))
     }
+    # A handler that answers `Response[None]` is documented with a JSON null body; a 204
+    # has no body at all.
+    responses.get("204", {}).pop("content", None)
     problems = _problem_responses(_statuses(handler, operation))
     operation["responses"] = {
         status: answer for status, answer in problems.items() if status not in declared
     } | responses
+    for (name, status), links in LINKS.items():
+        if name == operation["operationId"] and status in operation["responses"]:
+            operation["responses"][status]["links"] = links
     examples = EXAMPLES.get(operation["operationId"])
     body = operation.get("requestBody", {}).get("content", {}).get("application/json")
     if examples and body is not None:
@@ -242,7 +342,7 @@ def finish(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
         if name.rpartition("_")[2] in strict or name.rpartition(".")[2] in strict:
             schema["additionalProperties"] = False
         if name == "HoldRequest":
-            schema["oneOf"] = HOLD_CHOICES
+            schema["oneOf"] = _hold_choices(schema["properties"])
     schemas["Problem"] = PROBLEM_SCHEMA
     return document
 

@@ -203,7 +203,7 @@ async def test_bad_password_change_is_refused(client: Client, body: dict[str, An
 async def _sessions(client: Client, who: SignIn) -> list[dict[str, Any]]:
     response = await client.get("/api/auth/sessions", headers=who.bearer)
     assert response.status_code == 200, response.text
-    found: list[dict[str, Any]] = response.json()
+    found: list[dict[str, Any]] = response.json()["items"]
     return found
 
 

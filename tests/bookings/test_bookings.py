@@ -33,7 +33,7 @@ async def test_a_hold_becomes_a_pending_booking(
 
     assert booking["status"] == "pending_payment"
     assert (booking["total_minor"], booking["currency"]) == (5000, "USD")
-    assert booking["seats"] == [str(s) for s in seats]
+    assert [seat["id"] for seat in booking["seats"]] == [str(s) for s in seats]
     deadline = datetime.fromisoformat(booking["payment_deadline"])
     assert timedelta(seconds=890) < deadline - datetime.now(UTC) <= timedelta(seconds=900)
     assert await seat_states(engine, seats) == [SeatState.RESERVED] * 2
@@ -83,6 +83,49 @@ async def test_a_full_purchase_sells_the_seats(
     assert refused.json()["reason"] == "sold"
 
 
+async def test_a_booking_answers_with_what_its_ticket_page_shows(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine, price_minor=2500)
+    buyer = await make_user()
+    seats = [event.seat("A", "1", 3), event.seat("A", "1", 4)]
+
+    created = await booked(client, buyer, event.id, seats)
+    payment = await pay(client, buyer, created["id"])
+    read = (await client.get(f"/api/bookings/{created['id']}", headers=buyer)).json()
+    [listed] = (await client.get("/api/bookings/my-bookings", headers=buyer)).json()["items"]
+
+    assert (
+        created["event"]
+        == read["event"]
+        == {
+            "id": str(event.id),
+            "title": "Test concert",
+            "venue": "Test hall",
+            "starts_at": created["event"]["starts_at"],
+        }
+    )
+    line = {"section": "A", "row": "1", "price_category": "Standard", "price_minor": 2500}
+    assert created["seats"] == [
+        {"id": str(seats[0]), **line, "number": 3},
+        {"id": str(seats[1]), **line, "number": 4},
+    ]
+    assert (created["total_minor"], created["currency"], created["payments"]) == (5000, "USD", [])
+    assert read == listed
+    assert read["seats"] == created["seats"]
+    assert read["status"] == "confirmed"
+    [paid] = read["payments"]
+    assert {k: paid[k] for k in ("id", "provider", "method", "status", "amount_minor")} == {
+        "id": payment["id"],
+        "provider": "sandbox",
+        "method": "CARD",
+        "status": "succeeded",
+        "amount_minor": 5000,
+    }
+    assert paid["currency"] == "USD"
+    assert datetime.fromisoformat(paid["created_at"]) <= datetime.now(UTC)
+
+
 async def test_unknown_expired_and_foreign_holds(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
@@ -126,7 +169,13 @@ async def test_bookings_are_private_to_their_owner_and_admins(
     mine = await client.get("/api/bookings/my-bookings", headers=owner)
     theirs = await client.get("/api/bookings/my-bookings", headers=other)
     assert [b["id"] for b in mine.json()["items"]] == [booking["id"]]
-    assert theirs.json() == {"items": [], "total": 0, "limit": 20, "offset": 0}
+    assert theirs.json() == {
+        "items": [],
+        "limit": 20,
+        "next_cursor": None,
+        "next": None,
+        "total": 0,
+    }
 
 
 async def test_my_bookings_are_paginated_newest_first(
@@ -136,13 +185,13 @@ async def test_my_bookings_are_paginated_newest_first(
     buyer = await make_user()
     ids = [(await booked(client, buyer, event.id, [seat]))["id"] for seat in event.seat_ids[:3]]
 
-    first = await client.get("/api/bookings/my-bookings?limit=2", headers=buyer)
-    second = await client.get("/api/bookings/my-bookings?limit=2&offset=2", headers=buyer)
+    first = (await client.get("/api/bookings/my-bookings?limit=2", headers=buyer)).json()
+    second = (await client.get(first["next"], headers=buyer)).json()
 
-    assert first.json()["total"] == 3
-    assert [b["id"] for b in first.json()["items"]] + [
-        b["id"] for b in second.json()["items"]
-    ] == ids[::-1]
+    assert first["total"] == second["total"] == 3
+    assert first["next"] == f"/api/bookings/my-bookings?limit=2&cursor={first['next_cursor']}"
+    assert [b["id"] for b in first["items"] + second["items"]] == ids[::-1]
+    assert (second["next_cursor"], second["next"]) == (None, None)
     assert (
         await client.get("/api/bookings/my-bookings?limit=101", headers=buyer)
     ).status_code == 400

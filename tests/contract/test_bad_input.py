@@ -7,6 +7,7 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock import paging
 from seatlock.models import Role
 from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.factories import create_event
@@ -14,18 +15,39 @@ from tests.factories import create_event
 HUGE = str(2**63)
 
 
-@pytest.mark.parametrize(
-    ("path", "role"),
-    [("/api/bookings/my-bookings", Role.USER), ("/api/admin/users", Role.ADMIN)],
-)
-async def test_an_offset_past_any_page_is_refused(
+LISTINGS = [
+    ("/api/events", Role.USER),
+    ("/api/bookings/my-bookings", Role.USER),
+    ("/api/holds", Role.USER),
+    ("/api/auth/sessions", Role.USER),
+    ("/api/admin/users", Role.ADMIN),
+    (f"/api/admin/events/{uuid.uuid4()}/holds", Role.ADMIN),
+]
+
+
+@pytest.mark.parametrize(("path", "role"), LISTINGS)
+async def test_a_page_longer_than_its_listing_allows_is_refused(
     client: Client, make_user: UserFactory, path: str, role: Role
 ) -> None:
     caller = await make_user(role)
 
-    body = assert_problem(await client.get(f"{path}?offset={HUGE}", headers=caller), 400)
+    body = assert_problem(await client.get(f"{path}?limit={HUGE}", headers=caller), 400)
 
-    assert body["errors"][0]["field"] == "offset"
+    assert body["errors"][0]["field"] == "limit"
+
+
+@pytest.mark.parametrize(("path", "role"), LISTINGS)
+async def test_a_cursor_this_service_did_not_give_is_refused(
+    client: Client, make_user: UserFactory, path: str, role: Role
+) -> None:
+    caller = await make_user(role)
+    # A rank and a keyset position past anything PostgreSQL or Redis would be asked for.
+    for position in ([2**63], [f"{'9' * 30}-01-01T00:00:00Z", str(uuid.uuid4())]):
+        cursor = paging.encode_cursor(position)
+
+        response = await client.get(path, params={"cursor": cursor}, headers=caller)
+
+        assert assert_problem(response, 422)["field"] == "cursor"
 
 
 async def test_a_stream_version_past_any_version_is_refused(

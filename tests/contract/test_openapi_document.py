@@ -85,7 +85,10 @@ async def test_request_bodies_are_as_strict_as_the_server(document: dict[str, An
     schemas = document["components"]["schemas"]
     for name in ("HoldRequest", "BookingRequest", "RegisterBody", "InitiateRequest"):
         assert schemas[name]["additionalProperties"] is False, name
-    assert len(schemas["HoldRequest"]["oneOf"]) == 2
+    chosen, best = schemas["HoldRequest"]["oneOf"]
+    assert (chosen["required"], best["required"]) == (["seat_ids"], ["quantity"])
+    assert chosen["properties"]["seat_ids"]["maxItems"] == 100
+    assert chosen["properties"]["quantity"] == best["properties"]["seat_ids"] == {"type": "null"}
     assert schemas["HoldRequest"]["properties"]["seat_ids"]["maxItems"] == 100
 
 
@@ -100,3 +103,38 @@ async def test_the_interactive_docs_load_nothing_from_elsewhere(client: Client) 
     script = await client.get("/schema/assets/swagger-ui-bundle.js")
     assert script.status_code == 200
     assert len(script.content) > 100_000
+
+
+async def test_answers_link_to_the_next_steps_of_a_buyer(document: dict[str, Any]) -> None:
+    ops = _operations(document)
+    followed = {
+        (name, status, link["operationId"])
+        for name, op in ops.items()
+        for status, answer in op["responses"].items()
+        for link in answer.get("links", {}).values()
+    }
+    assert {
+        ("registerAccount", "201", "login"),
+        ("createHold", "201", "bookHold"),
+        ("createHold", "201", "extendHold"),
+        ("createHold", "201", "releaseHold"),
+        ("bookHold", "201", "getBooking"),
+        ("bookHold", "201", "initiatePayment"),
+        ("initiatePayment", "201", "verifyPayment"),
+        ("verifyPayment", "200", "getBooking"),
+    } <= followed
+    for _, _, target in followed:
+        assert target in ops
+    book = ops["createHold"]["responses"]["201"]["links"]["bookHold"]
+    assert book["requestBody"] == {"hold_id": "$response.body#/id"}
+    extend = ops["createHold"]["responses"]["201"]["links"]["extendHold"]
+    [path] = [p for p in ops["extendHold"]["parameters"] if p["in"] == "path"]
+    assert extend["parameters"] == {f"path.{path['name']}": "$response.body#/id"}
+
+
+async def test_no_content_means_no_body(document: dict[str, Any]) -> None:
+    empty = [
+        op["responses"]["204"] for op in _operations(document).values() if "204" in op["responses"]
+    ]
+    assert len(empty) >= 4
+    assert not [answer for answer in empty if "content" in answer]

@@ -122,6 +122,6 @@ async def test_seat_maps_and_verification_skip_a_frozen_redis(
     assert first.json()["holds_shown"] is second.json()["holds_shown"] is False
     assert verified.json()["status"] == "succeeded"
     states = {seat["id"]: seat["state"] for seat in second.json()["seats"]}
-    assert [states[seat] for seat in booking["seats"]] == ["sold"]
+    assert [states[seat["id"]] for seat in booking["seats"]] == ["sold"]
     await assert_nothing_stuck(engine)
     await assert_consistent(engine, event.id)

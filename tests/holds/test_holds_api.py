@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -259,7 +260,7 @@ async def test_ops_list_live_holds_and_release_stuck_ones(
     ).status_code == 403
     listing = await client.get(f"/api/admin/events/{event.id}/holds", headers=admin)
     assert listing.status_code == 200
-    [live] = listing.json()["holds"]
+    [live] = listing.json()["items"]
     me = await client.get("/api/auth/me", headers=buyer)
     assert (live["id"], live["owner_id"], live["seats"]) == (
         hold_id,
@@ -335,3 +336,26 @@ async def test_a_live_hold_freezes_the_seat_map(
             )
             == 2
         )
+
+
+async def test_ops_page_through_an_events_live_holds_soonest_first(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    admin, buyer = await make_user(Role.ADMIN), await make_user()
+    for seat in event.seat_ids[:5]:
+        response = await client.post(
+            f"/api/events/{event.id}/holds", json={"seat_ids": [str(seat)]}, headers=buyer
+        )
+        assert response.status_code == 201, response.text
+
+    pages: list[dict[str, Any]] = []
+    link: str | None = f"/api/admin/events/{event.id}/holds?limit=2"
+    while link is not None:
+        pages.append((await client.get(link, headers=admin)).json())
+        link = pages[-1]["next"]
+
+    assert [len(page["items"]) for page in pages] == [2, 2, 1]
+    assert {page["total"] for page in pages} == {5}
+    listed = [hold for page in pages for hold in page["items"]]
+    assert [hold["seats"][0] for hold in listed] == [str(s) for s in event.seat_ids[:5]]

@@ -30,7 +30,7 @@ async def _my_holds(client: Client, buyer: dict[str, str]) -> dict[str, Any]:
     response = await client.get("/api/holds", headers=buyer)
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
-    assert body["total"] == len(body["holds"])
+    assert body["total"] == len(body["items"])
     return body
 
 
@@ -52,7 +52,7 @@ async def test_each_buyer_sees_exactly_their_own_holds_soonest_first(
     }
 
     for name, buyer in (("ada", ada), ("bob", bob)):
-        listed = (await _my_holds(client, buyer))["holds"]
+        listed = (await _my_holds(client, buyer))["items"]
         expected = [made[name][1], made[name][0]]
         assert [(h["id"], h["event_id"], h["seats"]) for h in listed] == [
             (h["id"], h["event_id"], h["seats"]) for h in expected
@@ -78,7 +78,13 @@ async def test_a_buyer_without_holds_gets_an_empty_list(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
     await create_event(engine)
-    assert await _my_holds(client, await make_user()) == {"total": 0, "holds": []}
+    assert await _my_holds(client, await make_user()) == {
+        "items": [],
+        "limit": 20,
+        "next_cursor": None,
+        "next": None,
+        "total": 0,
+    }
 
 
 async def test_released_and_expired_holds_disappear(
@@ -93,11 +99,11 @@ async def test_released_and_expired_holds_disappear(
 
     assert (await client.delete(f"/api/holds/{released['id']}", headers=buyer)).status_code == 204
     listed = await _my_holds(client, buyer)
-    assert [h["id"] for h in listed["holds"]] == [expiring["id"], kept["id"]]
+    assert [h["id"] for h in listed["items"]] == [expiring["id"], kept["id"]]
 
     await asyncio.sleep(1.1)
     listed = await _my_holds(client, buyer)
-    assert [h["id"] for h in listed["holds"]] == [kept["id"]]
+    assert [h["id"] for h in listed["items"]] == [kept["id"]]
 
 
 async def test_a_hold_being_booked_shows_as_converting(
@@ -111,7 +117,7 @@ async def test_a_hold_being_booked_shows_as_converting(
     # The first step of a booking request, left pending.
     await store.claim(hold["id"], buyer_id)
 
-    listed = (await _my_holds(client, buyer))["holds"]
+    listed = (await _my_holds(client, buyer))["items"]
     assert [(h["id"], h["state"]) for h in listed] == [(hold["id"], "converting")]
 
 
@@ -129,3 +135,18 @@ async def test_with_redis_down_the_list_is_a_503_to_retry(
 
     assert_problem(response, 503, "unavailable")
     assert int(response.headers["retry-after"]) >= 1
+
+
+async def test_my_holds_are_paged_by_cursor(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    made = [(await _hold(client, event, [seat], buyer))["id"] for seat in event.seat_ids[:3]]
+
+    first = (await client.get("/api/holds?limit=2", headers=buyer)).json()
+    second = (await client.get(first["next"], headers=buyer)).json()
+
+    assert (first["total"], first["limit"], len(first["items"])) == (3, 2, 2)
+    assert (second["total"], second["next_cursor"], second["next"]) == (3, None, None)
+    assert sorted(h["id"] for h in first["items"] + second["items"]) == sorted(made)

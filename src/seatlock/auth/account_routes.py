@@ -11,7 +11,7 @@ import msgspec
 from litestar import Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
-from seatlock import deps
+from seatlock import deps, paging
 from seatlock.auth import accounts, refresh_tokens, throttle
 from seatlock.auth.access import SIGNED_IN
 from seatlock.auth.accounts import WrongPassword
@@ -98,10 +98,21 @@ async def change_password(
 
 
 @get("/sessions", roles=SIGNED_IN)
-async def list_sessions(principal: deps.Caller, db_session: deps.DbSession) -> list[SessionOut]:
+async def list_sessions(
+    request: Request[Any, Any, Any],
+    principal: deps.Caller,
+    db_session: deps.DbSession,
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    cursor: paging.Cursor = None,
+) -> paging.Page[SessionOut]:
     """The caller's live sessions (one per sign-in), the current one marked."""
+    start = paging.rank_of(cursor)
     families = await refresh_tokens.live_families(db_session, principal.id)
-    return [SessionOut(*family, current=family.id == principal.session_id) for family in families]
+    items = [
+        SessionOut(*family, current=family.id == principal.session_id)
+        for family in families[start : start + limit]
+    ]
+    return paging.by_rank(request, items, limit, start, len(families))
 
 
 @delete("/sessions", roles=SIGNED_IN, status_code=200)

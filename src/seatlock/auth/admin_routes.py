@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Router, get, patch
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar import Request, Router, get, patch
+from litestar.params import FromPath, FromQuery, JSONBody
 
-from seatlock import deps
+from seatlock import deps, paging
 from seatlock.auth import user_admin, users
 from seatlock.auth.access import ADMINS
 from seatlock.auth.responses import UserOut, user_out
-from seatlock.bodies import Body, Offset, OffsetPage
-from seatlock.models import Role, UserStatus
+from seatlock.bodies import Body, search_text
+from seatlock.models import Role, User, UserStatus
 
 
 class UserChange(Body):
@@ -31,17 +32,23 @@ class UserDetailOut(msgspec.Struct):
 
 @get("/users", roles=ADMINS)
 async def list_users(
+    request: Request[Any, Any, Any],
     db_session: deps.DbSession,
     role: FromQuery[Role | None] = None,
     status: FromQuery[UserStatus | None] = None,
-    email: Annotated[str | None, QueryParameter(min_length=1, max_length=254)] = None,
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
-    offset: Offset = 0,
-) -> OffsetPage[UserOut]:
-    """Accounts, newest first, filtered by role, status or email; paged by offset."""
+    email: Annotated[str | None, search_text(254)] = None,
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    cursor: paging.Cursor = None,
+) -> paging.Page[UserOut]:
+    """Accounts, oldest first, filtered by role, status or a part of the email."""
     narrowed = users.UserFilter(role, status, email)
-    rows, total = await users.list_users(db_session, narrowed, limit, offset)
-    return OffsetPage([user_out(u) for u in rows], total, limit, offset)
+    after = paging.decode_cursor(cursor, paging.TimeAndId)
+    found, total = await users.list_users(db_session, narrowed, limit, after)
+    return paging.keyset(request, found, limit, total, _created, user_out)
+
+
+def _created(user: User) -> tuple[datetime, uuid.UUID]:
+    return user.created_at, user.id
 
 
 @get("/users/{user_id:uuid}", roles=ADMINS)

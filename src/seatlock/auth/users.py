@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -91,8 +92,13 @@ def _like(text: str) -> str:
 
 
 async def list_users(
-    session: AsyncSession, narrowed: UserFilter, limit: int, offset: int
+    session: AsyncSession,
+    narrowed: UserFilter,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
 ) -> tuple[list[User], int]:
+    """Accounts oldest first after the (created_at, id) `after`: `limit` of them and one
+    more when more follow; with how many match."""
     wanted = select(User)
     if narrowed.role is not None:
         wanted = wanted.where(User.role == narrowed.role)
@@ -101,7 +107,7 @@ async def list_users(
     if narrowed.email:
         wanted = wanted.where(User.email.ilike(_like(narrowed.email.strip()), escape="\\"))
     total = await session.scalar(select(func.count()).select_from(wanted.subquery())) or 0
-    rows = await session.scalars(
-        wanted.order_by(User.created_at, User.id).limit(limit).offset(offset)
-    )
+    if after is not None:
+        wanted = wanted.where(tuple_(User.created_at, User.id) > after)
+    rows = await session.scalars(wanted.order_by(User.created_at, User.id).limit(limit + 1))
     return list(rows), total

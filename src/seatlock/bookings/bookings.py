@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
 from seatlock.bookings.seats import take_seats
+from seatlock.bookings.tickets import BookingOut, described, tickets
 from seatlock.errors import Conflict, InvalidInput, NotFound, SeatConflict
 from seatlock.holds.store import HoldStore
 from seatlock.models import (
@@ -36,7 +37,7 @@ LIVE = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED)
 
 # What the caller writes in the booking's own transaction before it commits (the stored
 # answer of its Idempotency-Key).
-BeforeCommit = Callable[[Booking], Awaitable[None]]
+BeforeCommit = Callable[[BookingOut], Awaitable[None]]
 
 
 class SeatsTaken(SeatConflict):
@@ -118,15 +119,19 @@ async def create_booking(
     principal: Principal,
     hold_id: str,
     before_commit: BeforeCommit | None = None,
-) -> Booking:
+) -> BookingOut:
     """Turn the caller's hold into a booking: claim it in Redis, write the booking and its
-    seats, let the caller add its own writes, commit, then drop the hold from Redis."""
+    seats, read its answer, let the caller add its own writes, commit, then drop the hold
+    from Redis."""
     event_id, seat_ids = await store.claim(hold_id, principal.id)
     try:
         async with session.begin_nested():
             booking = await book_claimed_hold(session, principal, hold_id, event_id, seat_ids)
+        # Read in the booking's transaction: the answer stored with its Idempotency-Key
+        # commits with it.
+        [(_, answer)] = await tickets(session, described().where(Booking.id == booking.id))
         if before_commit:
-            await before_commit(booking)
+            await before_commit(answer)
         await session.commit()
     except SeatsTaken as taken:
         await _forget_hold(session, store, principal, hold_id, event_id, taken.conflicts)
@@ -137,7 +142,7 @@ async def create_booking(
     _created(booking)
     state = SeatState.SOLD if booking.status is BookingStatus.CONFIRMED else SeatState.RESERVED
     await best_effort(store.complete(hold_id, principal.id, state, seat_ids))
-    return booking
+    return answer
 
 
 def _created(booking: Booking) -> None:
@@ -177,19 +182,3 @@ async def get_booking(
     if booking is None or not principal.may_see(booking.user_id):
         raise NotFound("no such booking")
     return booking
-
-
-async def list_bookings(
-    session: AsyncSession, user_id: uuid.UUID, limit: int, offset: int
-) -> tuple[list[Booking], int]:
-    total = await session.scalar(
-        select(func.count()).select_from(Booking).where(Booking.user_id == user_id)
-    )
-    rows = await session.scalars(
-        select(Booking)
-        .where(Booking.user_id == user_id)
-        .order_by(Booking.created_at.desc(), Booking.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), total or 0

@@ -9,42 +9,19 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 
-from seatlock import deps
+from seatlock import deps, paging
 from seatlock.auth.access import SIGNED_IN
-from seatlock.bodies import Body, Offset, OffsetPage
-from seatlock.bookings import bookings, cancellation
+from seatlock.bodies import Body
+from seatlock.bookings import bookings, cancellation, tickets
+from seatlock.bookings.tickets import BookingOut
 from seatlock.idempotency.replays import IdempotencyKey, Recorder, run_in_transaction
-from seatlock.models import Booking, BookingStatus
+from seatlock.models import Booking
 
 
 class BookingRequest(Body):
     hold_id: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
-
-
-class BookingOut(msgspec.Struct):
-    id: uuid.UUID
-    event_id: uuid.UUID
-    seats: list[uuid.UUID]
-    status: BookingStatus
-    total_minor: int
-    currency: str
-    payment_deadline: datetime
-    created_at: datetime
-
-
-def booking_out(booking: Booking) -> BookingOut:
-    return BookingOut(
-        id=booking.id,
-        event_id=booking.event_id,
-        seats=booking.seat_ids,
-        status=booking.status,
-        total_minor=booking.total_minor,
-        currency=booking.currency,
-        payment_deadline=booking.payment_deadline,
-        created_at=booking.created_at,
-    )
 
 
 @post(
@@ -69,35 +46,42 @@ async def create_booking(
     answer."""
 
     async def book(record: Recorder) -> BookingOut:
-        async def answer(booking: Booking) -> None:
-            await record(booking_out(booking))
-
-        booking = await bookings.create_booking(
-            db_session, holds, principal, data.hold_id, before_commit=answer
+        return await bookings.create_booking(
+            db_session, holds, principal, data.hold_id, before_commit=record
         )
-        return booking_out(booking)
 
     return await run_in_transaction(request, db_session, principal.id, data, 201, book)
 
 
 @get("/my-bookings", roles=SIGNED_IN, operation_id="listMyBookings")
 async def my_bookings(
+    request: Request[Any, Any, Any],
     principal: deps.Caller,
     db_session: deps.DbSession,
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    offset: Offset = 0,
-) -> OffsetPage[BookingOut]:
-    """The caller's bookings, newest first; paged by offset."""
-    rows, total = await bookings.list_bookings(db_session, principal.id, limit, offset)
-    return OffsetPage([booking_out(b) for b in rows], total, limit, offset)
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    cursor: paging.Cursor = None,
+) -> paging.Page[BookingOut]:
+    """The caller's bookings, newest first, each as its ticket page shows it."""
+    after = paging.decode_cursor(cursor, paging.TimeAndId)
+    found, total = await tickets.user_tickets(db_session, principal.id, limit, after)
+    return paging.keyset(request, found, limit, total, _created, _answer)
+
+
+def _created(found: tuple[Booking, BookingOut]) -> tuple[datetime, uuid.UUID]:
+    return found[0].created_at, found[0].id
+
+
+def _answer(found: tuple[Booking, BookingOut]) -> BookingOut:
+    return found[1]
 
 
 @get("/{booking_id:uuid}", roles=SIGNED_IN)
 async def get_booking(
     booking_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
 ) -> BookingOut:
-    """One of the caller's bookings (404 for anybody else's)."""
-    return booking_out(await bookings.get_booking(db_session, principal, booking_id))
+    """One of the caller's bookings with its event, seats, prices and payments (404 for
+    anybody else's)."""
+    return await tickets.ticket(db_session, principal, booking_id)
 
 
 @delete("/{booking_id:uuid}", roles=SIGNED_IN, status_code=200, problems=(409, 422))
@@ -112,10 +96,8 @@ async def cancel_booking(
     """Cancels one of the caller's bookings before the cancellation cutoff: its seats
     are available again and a paid booking is refunded."""
     cutoff = timedelta(hours=settings.cancellation_cutoff_hours)
-    booking = await cancellation.cancel_booking(
-        db_session, holds, providers, principal, booking_id, cutoff
-    )
-    return booking_out(booking)
+    await cancellation.cancel_booking(db_session, holds, providers, principal, booking_id, cutoff)
+    return await tickets.ticket(db_session, principal, booking_id)
 
 
 bookings_router = Router(

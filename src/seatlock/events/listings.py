@@ -1,26 +1,21 @@
 """Browsing events: filters, visibility and keyset pagination by start time.
 
 Pages follow (starts_at, id) through an index, so a page costs the same however deep
-it is; the cursor is that pair, opaque to clients.
+it is; the page's cursor is that pair.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
-from typing import Annotated, NamedTuple
+from typing import NamedTuple
 
-import msgspec
 from sqlalchemy import ColumnElement, Select, or_, select, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
 from seatlock.errors import InvalidInput
 from seatlock.models import Event, EventStatus, Role
-
-CursorPosition = tuple[Annotated[datetime, msgspec.Meta(tz=True)], uuid.UUID]
 
 
 class EventQuery(NamedTuple):
@@ -30,11 +25,6 @@ class EventQuery(NamedTuple):
     text: str | None = None
 
 
-class Page(NamedTuple):
-    events: list[Event]
-    next_cursor: str | None
-
-
 def _visible_to(viewer: Principal | None) -> ColumnElement[bool]:
     if viewer is not None and viewer.role is Role.ADMIN:
         return true()
@@ -42,20 +32,6 @@ def _visible_to(viewer: Principal | None) -> ColumnElement[bool]:
     if viewer is None:
         return published
     return or_(published, Event.organizer_id == viewer.id)
-
-
-def encode_cursor(event: Event) -> str:
-    raw = msgspec.json.encode((event.starts_at, event.id))
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        position: tuple[datetime, uuid.UUID] = msgspec.json.decode(raw, type=CursorPosition)
-    except (binascii.Error, ValueError, msgspec.DecodeError) as exc:
-        raise InvalidInput("cursor: not a cursor this service gave out", field="cursor") from exc
-    return position
 
 
 def _aware(moment: datetime | None, field: str) -> datetime | None:
@@ -82,14 +58,12 @@ async def list_events(
     viewer: Principal | None,
     query: EventQuery,
     limit: int,
-    cursor: str | None = None,
-) -> Page:
-    """Events the viewer may see, by start time, `limit` at a time."""
+    after: tuple[datetime, uuid.UUID] | None = None,
+) -> list[Event]:
+    """Events the viewer may see by start time, after the event (starts_at, id) `after`:
+    `limit` of them and one more when more follow."""
     statement = _filtered(select(Event).where(_visible_to(viewer)), query)
-    if cursor is not None:
-        statement = statement.where(tuple_(Event.starts_at, Event.id) > decode_cursor(cursor))
-    rows = list(
-        await session.scalars(statement.order_by(Event.starts_at, Event.id).limit(limit + 1))
-    )
-    more = len(rows) > limit
-    return Page(rows[:limit], encode_cursor(rows[limit - 1]) if more else None)
+    if after is not None:
+        statement = statement.where(tuple_(Event.starts_at, Event.id) > after)
+    rows = await session.scalars(statement.order_by(Event.starts_at, Event.id).limit(limit + 1))
+    return list(rows)

@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
-from litestar import Response, Router, delete, get, patch, post
+from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ValidationException
 from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
 from msgspec import UNSET
 
-from seatlock import deps
+from seatlock import deps, paging
 from seatlock.auth.access import ADMINS, PUBLIC, STAFF
+from seatlock.bodies import search_text
 from seatlock.events import events, images, listings
 from seatlock.events.events import EventChanges, EventCreate, EventView
 from seatlock.events.seatmaps import SeatRow, seat_rows
@@ -71,11 +72,6 @@ class EventDetail(EventSummary, kw_only=True):
 
 class CreatedEvent(EventDetail, kw_only=True):
     seats: list[SeatRow]
-
-
-class EventPage(msgspec.Struct):
-    items: list[EventSummary]
-    next_cursor: str | None
 
 
 class SeatOut(msgspec.Struct):
@@ -174,20 +170,27 @@ def event_detail(view: EventView) -> EventDetail:
 
 @get("/events", roles=PUBLIC)
 async def list_events(
+    request: Request[Any, Any, Any],
     db_session: deps.DbSession,
     viewer: deps.Viewer,
-    limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, QueryParameter(max_length=200)] = None,
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    cursor: paging.Cursor = None,
     status: Annotated[list[EventStatus] | None, QueryParameter(max_items=4)] = None,
     starts_from: Moment = None,
     starts_until: Moment = None,
-    q: Annotated[str | None, QueryParameter(min_length=1, max_length=100)] = None,
-) -> EventPage:
-    """Events by start time; drafts only for their organizer and admins."""
+    q: Annotated[str | None, search_text(100)] = None,
+) -> paging.Page[EventSummary]:
+    """Events by start time; drafts only for their organizer and admins. No `total`:
+    counting would cost a scan of the events."""
     starts = _moment("starts_from", starts_from), _moment("starts_until", starts_until)
     query = listings.EventQuery(status, *starts, q)
-    page = await listings.list_events(db_session, viewer, query, limit, cursor)
-    return EventPage([event_summary(e) for e in page.events], page.next_cursor)
+    after = paging.decode_cursor(cursor, paging.TimeAndId)
+    found = await listings.list_events(db_session, viewer, query, limit, after)
+    return paging.keyset(request, found, limit, None, _starts, event_summary)
+
+
+def _starts(event: Event) -> tuple[datetime, uuid.UUID]:
+    return event.starts_at, event.id
 
 
 @get("/events/{event_id:uuid}", roles=PUBLIC)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import Response, Router, delete, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar import Request, Response, Router, delete, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
-from seatlock import deps
+from seatlock import deps, paging
 from seatlock.auth.access import ADMINS, SIGNED_IN
 from seatlock.bodies import Body
 from seatlock.errors import InvalidInput
@@ -20,6 +20,8 @@ from seatlock.queue.passes import PASS_HEADER
 
 # A hard bound on any one request; each event's own limit is checked after parsing.
 MAX_SEATS_IN_REQUEST = 100
+# Ops watch many holds at once: a page of live holds may be longer than other pages.
+MAX_LIVE_HOLDS_LISTED = 1000
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
 
 
@@ -45,11 +47,6 @@ class OwnHoldOut(msgspec.Struct):
     state: str
 
 
-class OwnHoldsOut(msgspec.Struct):
-    total: int
-    holds: list[OwnHoldOut]
-
-
 class LiveHoldOut(msgspec.Struct):
     id: str
     owner_id: uuid.UUID
@@ -57,12 +54,6 @@ class LiveHoldOut(msgspec.Struct):
     expires_at: datetime
     seconds_left: float
     state: str
-
-
-class LiveHoldsOut(msgspec.Struct):
-    event_id: uuid.UUID
-    total: int
-    holds: list[LiveHoldOut]
 
 
 @post(
@@ -117,26 +108,31 @@ async def create_hold(
 
 
 @get("/holds", roles=SIGNED_IN, operation_id="listMyHolds")
-async def list_own_holds(hold_desk: deps.Desk, db_session: deps.DbSession) -> OwnHoldsOut:
+async def list_own_holds(
+    request: Request[Any, Any, Any],
+    hold_desk: deps.Desk,
+    db_session: deps.DbSession,
+    limit: paging.Limit = paging.DEFAULT_LIMIT,
+    cursor: paging.Cursor = None,
+) -> paging.Page[OwnHoldOut]:
     """The caller's live holds on every event on sale, soonest to expire first, each with
     its seats, the seconds left and the extensions left; `state` is `converting` while a
     booking of the hold is being made. Only the caller's own holds are ever listed."""
+    start = paging.rank_of(cursor)
     now, mine = await owners.live_holds(db_session, hold_desk.holds, hold_desk.caller.id)
-    return OwnHoldsOut(
-        total=len(mine),
-        holds=[
-            OwnHoldOut(
-                id=h.id,
-                event_id=h.event_id,
-                seats=h.seats,
-                expires_at=h.expires_at,
-                seconds_left=round((h.expires_at - now).total_seconds(), 3),
-                extensions_left=h.extensions_left,
-                state=h.state,
-            )
-            for h in mine
-        ],
-    )
+    items = [
+        OwnHoldOut(
+            id=h.id,
+            event_id=h.event_id,
+            seats=h.seats,
+            expires_at=h.expires_at,
+            seconds_left=round((h.expires_at - now).total_seconds(), 3),
+            extensions_left=h.extensions_left,
+            state=h.state,
+        )
+        for h in mine[start : start + limit]
+    ]
+    return paging.by_rank(request, items, limit, start, len(mine))
 
 
 @get("/holds/{hold_id:str}", roles=SIGNED_IN, problems=(410,))
@@ -158,36 +154,34 @@ async def release_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> None:
     await hold_desk.holds.release(hold_id, hold_desk.caller.id)
 
 
-def live_holds_out(
-    event_id: uuid.UUID, now: datetime, total: int, live: list[LiveHold]
-) -> LiveHoldsOut:
+def live_holds_out(now: datetime, live: list[LiveHold]) -> list[LiveHoldOut]:
     """An event's live holds as ops see them, with the seconds left as of `now`."""
-    return LiveHoldsOut(
-        event_id=event_id,
-        total=total,
-        holds=[
-            LiveHoldOut(
-                id=h.id,
-                owner_id=h.owner_id,
-                seats=h.seats,
-                expires_at=h.expires_at,
-                seconds_left=round((h.expires_at - now).total_seconds(), 3),
-                state=h.state,
-            )
-            for h in live
-        ],
-    )
+    return [
+        LiveHoldOut(
+            id=h.id,
+            owner_id=h.owner_id,
+            seats=h.seats,
+            expires_at=h.expires_at,
+            seconds_left=round((h.expires_at - now).total_seconds(), 3),
+            state=h.state,
+        )
+        for h in live
+    ]
 
 
 @get("/admin/events/{event_id:uuid}/holds", roles=ADMINS)
 async def list_live_holds(
+    request: Request[Any, Any, Any],
     event_id: FromPath[uuid.UUID],
     holds: deps.Holds,
-    limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 100,
-) -> LiveHoldsOut:
+    limit: Annotated[int, paging.limit(MAX_LIVE_HOLDS_LISTED)] = paging.MAX_LIMIT,
+    cursor: paging.Cursor = None,
+) -> paging.Page[LiveHoldOut]:
     """The live holds of an event with owner, seats and time left (ops); soonest to
     expire first."""
-    return live_holds_out(event_id, *await holds.live_holds(event_id, limit))
+    start = paging.rank_of(cursor)
+    now, total, live = await holds.live_holds(event_id, limit, start)
+    return paging.by_rank(request, live_holds_out(now, live), limit, start, total)
 
 
 @delete("/admin/holds/{hold_id:str}", roles=ADMINS, status_code=204, problems=(409, 410))

@@ -418,11 +418,14 @@ class HoldStore:
         }
 
     async def live_holds(
-        self, event_id: uuid.UUID, limit: int
+        self, event_id: uuid.UUID, limit: int, start: int = 0
     ) -> tuple[datetime, int, list[LiveHold]]:
+        """Redis's time, the number of live holds of the event, and `limit` of them from
+        rank `start`, soonest to expire first."""
         async with redis_or_503():
             reply = await self.scripts.list_holds(
-                keys=self.expiry_keys(event_id), args=[keys.hold_prefix(event_id), limit]
+                keys=self.expiry_keys(event_id),
+                args=[keys.hold_prefix(event_id), limit, start],
             )
         now, total, rows = replies.from_ms(reply[0]), int(reply[1]), reply[2:]
         holds = [

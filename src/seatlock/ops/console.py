@@ -21,13 +21,13 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from seatlock.holds.routes import LiveHoldsOut
 from seatlock.ops.report import CategoryReport, HoldReportOut, SectionReport, StateCounts
 from seatlock.ops.sources import (
     ApiSource,
     ChangeTally,
     ConsoleError,
     HoldSource,
+    LiveHolds,
     RedisSource,
     sign_in,
 )
@@ -91,7 +91,7 @@ def _countdown(seconds: float) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def holds_table(holds: LiveHoldsOut) -> Table:
+def holds_table(holds: LiveHolds) -> Table:
     """The live holds, soonest to expire first, with the time each has left."""
     table = Table(title=f"{holds.total} live holds", title_justify="left")
     table.add_column("left", justify="right", no_wrap=True)
@@ -195,7 +195,7 @@ def rates_table(rates: Rates | None) -> Table:
     return table
 
 
-def watch_view(report: HoldReportOut, holds: LiveHoldsOut, rates: Rates | None) -> Group:
+def watch_view(report: HoldReportOut, holds: LiveHolds, rates: Rates | None) -> Group:
     totals, figures = report.totals, report.holds
     conversions = "…" if rates is None else f"{rates.changes['booking']:.1f}"
     expiries = "…" if rates is None else f"{rates.seats['expiry']:.1f}"

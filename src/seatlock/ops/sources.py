@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, NamedTuple, Protocol, TypeVar
 
 import httpx
 import msgspec
@@ -24,11 +24,12 @@ from seatlock.availability.stream import ChangesOut
 from seatlock.errors import DomainError
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.placement import taken_snapshot
-from seatlock.holds.routes import LiveHoldsOut, live_holds_out
+from seatlock.holds.routes import LiveHoldOut, live_holds_out
 from seatlock.holds.scripts import register_scripts
 from seatlock.holds.store import HoldStore
 from seatlock.models import Role
 from seatlock.ops.report import HoldReportOut, build_report, read_holds
+from seatlock.paging import Page
 from seatlock.redis_client import REDIS_DOWN, connect_redis
 from seatlock.settings import Settings
 
@@ -59,10 +60,17 @@ class ChangeTally:
         return ChangeTally(Counter(self.changes), Counter(self.seats))
 
 
+class LiveHolds(NamedTuple):
+    """The first live holds of an event, soonest to expire first, and how many there are."""
+
+    total: int
+    holds: list[LiveHoldOut]
+
+
 class HoldSource(Protocol):
     async def report(self, event_id: uuid.UUID) -> HoldReportOut: ...
 
-    async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHoldsOut: ...
+    async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHolds: ...
 
     async def release(self, hold_id: str) -> None: ...
 
@@ -123,9 +131,10 @@ class ApiSource:
     async def report(self, event_id: uuid.UUID) -> HoldReportOut:
         return await self._get(f"/api/admin/events/{event_id}/report", HoldReportOut)
 
-    async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHoldsOut:
+    async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHolds:
         path = f"/api/admin/events/{event_id}/holds"
-        return await self._get(path, LiveHoldsOut, params={"limit": limit})
+        page = await self._get(path, Page[LiveHoldOut], params={"limit": limit})
+        return LiveHolds(page.total or 0, page.items)
 
     async def release(self, hold_id: str) -> None:
         await self._call("DELETE", f"/api/admin/holds/{hold_id}")
@@ -189,9 +198,10 @@ class RedisSource:
             reading = await read_holds(self.store, event_id, taken_snapshot(self.sessions))
         return build_report(layout, reading)
 
-    async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHoldsOut:
+    async def holds(self, event_id: uuid.UUID, limit: int) -> LiveHolds:
         with _domain_errors():
-            return live_holds_out(event_id, *await self.store.live_holds(event_id, limit))
+            now, total, live = await self.store.live_holds(event_id, limit)
+        return LiveHolds(total, live_holds_out(now, live))
 
     async def release(self, hold_id: str) -> None:
         with _domain_errors():

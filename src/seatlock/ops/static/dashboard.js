@@ -468,7 +468,7 @@ class EventView {
     if (this.closed) return;
     const seen = new Set();
     const body = $("holds").tBodies[0];
-    for (const hold of answer.holds) {
+    for (const hold of answer.items) {
       seen.add(hold.id);
       const deadline = performance.now() + hold.seconds_left * 1000;
       const known = this.holds.get(hold.id);
@@ -493,7 +493,7 @@ class EventView {
     const order = [...this.holds.values()].sort((a, b) => a.deadline - b.deadline);
     body.replaceChildren(...order.map((known) => known.row));
     $("holds-empty").hidden = this.holds.size > 0;
-    const more = answer.total > answer.holds.length ? ` (first ${answer.holds.length})` : "";
+    const more = answer.total > answer.items.length ? ` (first ${answer.items.length})` : "";
     $("holds-meta").textContent = `${answer.total} live${more}`;
     this.tick();
   }
