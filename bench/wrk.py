@@ -1,8 +1,11 @@
-"""Single-route load with wrk (Debian's `wrk`), driven by bench/wrk_claims.lua: a C client
-that does not cap the route it measures, as a Python client on the same cores would.
+"""Single-route load with wrk (Debian's `wrk`), driven by a Lua script of this folder
+(bench/wrk_claims.lua by default): a C client that does not cap the route it measures, as a
+Python client on the same cores would.
 
 The Lua script prints one `WRK_JSON {...}` line; wrk's CPU time is what this process's
-children used meanwhile (wrk is the only one that ends during a phase).
+children used meanwhile (wrk is the only one that ends during a phase). A script whose
+threads end their work themselves prints a `WRK_THREAD_DONE` line per thread: wrk is
+interrupted once every thread did, instead of waiting out its duration.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Mapping
@@ -22,19 +26,24 @@ import jwt
 
 from bench.cpu import Meter
 
-SCRIPT = Path(__file__).with_name("wrk_claims.lua")
+FOLDER = Path(__file__).parent
+CLAIMS_SCRIPT = FOLDER / "wrk_claims.lua"
+CLAIM_MODES = ("cycle", "contend")
 MARKER = "WRK_JSON "
+THREAD_DONE = "WRK_THREAD_DONE"
 
 
 @dataclass(frozen=True)
 class Load:
-    mode: str  # trivial | cycle | contend (see wrk_claims.lua)
+    mode: str  # the script's BENCH_WRK_MODE: wrk_claims.lua trivial | cycle | contend
     url: str
     connections: int
+    # wrk's duration: at most this long when the script's threads end on their own
     seconds: float
     threads: int = 2
     env: Mapping[str, str] = field(default_factory=dict)
     files: tuple[str, ...] = ()
+    script: Path = CLAIMS_SCRIPT
 
 
 def executable() -> str:
@@ -44,14 +53,17 @@ def executable() -> str:
     return found
 
 
+def owner(headers: Mapping[str, str]) -> str:
+    """The account id of a buyer's bearer token: its subject (read here, not verified)."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    subject: str = jwt.decode(token, options={"verify_signature": False})["sub"]
+    return subject
+
+
 def write_buyers(folder: Path, people: list[dict[str, str]], name: str = "buyers.txt") -> str:
     """A "token owner-id" line per buyer; the script releases a claim with its owner's
-    token. The owner id is the token's subject (read here, not verified)."""
-    lines = []
-    for headers in people:
-        token = headers["Authorization"].removeprefix("Bearer ")
-        owner = jwt.decode(token, options={"verify_signature": False})["sub"]
-        lines.append(f"{token} {owner}")
+    token."""
+    lines = [f"{h['Authorization'].removeprefix('Bearer ')} {owner(h)}" for h in people]
     path = folder / name
     path.write_text("\n".join(lines) + "\n")
     return str(path)
@@ -69,7 +81,9 @@ def _children_seconds() -> float:
 
 
 def _figures(raw: dict[str, Any], load: Load) -> dict[str, Any]:
-    seconds = raw["duration_us"] / 1e6
+    # A script whose threads end their work themselves times that work: wrk's own duration
+    # also counts its start and its interruption.
+    seconds = raw.get("span_us", raw["duration_us"]) / 1e6
     counts = raw["counts"]
     latency = {
         k: round(v / 1000, 2) if v is not None else None for k, v in raw["latency_us"].items()
@@ -85,10 +99,28 @@ def _figures(raw: dict[str, Any], load: Load) -> dict[str, Any]:
         "socket_errors": raw["errors"],
         "counts": counts,
     }
-    if load.mode != "trivial":
+    if load.mode in CLAIM_MODES:
         figures["claims_per_s"] = round(counts.get("claims", 0) / seconds, 1)
         figures["won_per_s"] = round(counts.get("won", 0) / seconds, 1)
     return figures
+
+
+def _wrk(command: list[str], env: Mapping[str, str], threads: int) -> list[str]:
+    """wrk's output lines, interrupting it once every thread said its work was done."""
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as process:
+        assert process.stdout is not None
+        lines, finished = [], 0
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith(THREAD_DONE):
+                finished += 1
+                if finished == threads:
+                    process.send_signal(signal.SIGINT)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, command, "".join(lines))
+    return lines
 
 
 def run(load: Load, roots: Mapping[str, int]) -> dict[str, Any]:
@@ -99,21 +131,25 @@ def run(load: Load, roots: Mapping[str, int]) -> dict[str, Any]:
         f"-c{load.connections}",
         f"-d{load.seconds:g}s",
         "--timeout=30s",
-        f"-s{SCRIPT}",
+        f"-s{load.script}",
         load.url,
         "--",
         *load.files,
     ]
-    env = {**os.environ, "BENCH_WRK_MODE": load.mode, "BENCH_WRK_THREADS": str(load.threads)}
+    env = {
+        **os.environ,
+        "LUA_PATH": f"{FOLDER}/?.lua;;",
+        "BENCH_WRK_MODE": load.mode,
+        "BENCH_WRK_THREADS": str(load.threads),
+        **load.env,
+    }
     meter = Meter(roots)
     meter.start()
     before, started = _children_seconds(), time.monotonic()
-    done = subprocess.run(
-        command, env={**env, **load.env}, capture_output=True, text=True, check=True
-    )
+    lines = _wrk(command, env, load.threads)
     wall = time.monotonic() - started
     cpu = meter.stop(wall, _children_seconds() - before)
-    line = next((x for x in done.stdout.splitlines() if x.startswith(MARKER)), None)
+    line = next((x for x in lines if x.startswith(MARKER)), None)
     if line is None:
-        raise RuntimeError(f"wrk printed no figures:\n{done.stdout}\n{done.stderr}")
+        raise RuntimeError("wrk printed no figures:\n" + "".join(lines))
     return {**_figures(json.loads(line.removeprefix(MARKER)), load), "cpu_share": cpu}

@@ -13,16 +13,9 @@
 --   BENCH_WRK_SEED     random seed (default 1)
 --   BENCH_WRK_THREADS  cycle: wrk's -t, so that threads share the pairs out
 -- Arguments (after --): a file of "token owner-id" lines, a file of seat ids.
--- done() prints one line: WRK_JSON {...} with wrk's totals, latency percentiles (µs) and
--- the answers by kind; the calling Python reads it.
+-- done() prints the WRK_JSON line of bench/wrk_common.lua, with the answers by kind.
 
-local ffi = require("ffi")
-ffi.cdef([[
-  typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
-  int clock_gettime(int clock, bench_timespec *now);
-]])
-local CLOCK_MONOTONIC = 1
-local clock = ffi.new("bench_timespec")
+local common = require("wrk_common")
 
 local mode = os.getenv("BENCH_WRK_MODE") or "trivial"
 local claim_path = os.getenv("BENCH_WRK_CLAIM")
@@ -31,27 +24,8 @@ local delay = tonumber(os.getenv("BENCH_WRK_DELAY_MS") or "50") / 1000
 local seed = tonumber(os.getenv("BENCH_WRK_SEED") or "1")
 local thread_count = tonumber(os.getenv("BENCH_WRK_THREADS") or "1")
 
-local threads = {}
-local thread_id = 0
-
-function setup(thread)
-  thread:set("id", thread_id)
-  thread_id = thread_id + 1
-  table.insert(threads, thread)
-end
-
-local function now()
-  ffi.C.clock_gettime(CLOCK_MONOTONIC, clock)
-  return tonumber(clock.tv_sec) + tonumber(clock.tv_nsec) / 1e9
-end
-
-local function lines(path)
-  local found = {}
-  for line in io.lines(path) do
-    if line ~= "" then table.insert(found, line) end
-  end
-  return found
-end
+setup = common.setup
+local now = common.now
 
 -- Per thread: counters that done() collects, buyers, seats, and the claims to let go.
 counts = { claims = 0, releases = 0, won = 0, refused = 0, released = 0, other = 0 }
@@ -62,12 +36,12 @@ local turn = 0
 
 function init(args)
   if mode == "trivial" then return end
-  for _, line in ipairs(lines(args[1])) do
+  for _, line in ipairs(common.lines(args[1])) do
     local token, owner = line:match("^(%S+) (%S+)$")
     table.insert(buyers, token)
     token_of[owner] = token
   end
-  seats = lines(args[2])
+  seats = common.lines(args[2])
   turn = id
   math.randomseed(seed * 1000 + id)
 end
@@ -130,36 +104,6 @@ if mode ~= "trivial" then
   end
 end
 
-local function encode(value)
-  if type(value) == "table" then
-    local parts = {}
-    for key, item in pairs(value) do
-      table.insert(parts, string.format("%q:%s", key, encode(item)))
-    end
-    return "{" .. table.concat(parts, ",") .. "}"
-  end
-  if value ~= value then return "null" end  -- NaN: no request at all
-  return tostring(value)
-end
-
-function done(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for key, value in pairs(thread:get("counts") or {}) do
-      total[key] = (total[key] or 0) + value
-    end
-  end
-  io.write("WRK_JSON ", encode({
-    requests = summary.requests,
-    duration_us = summary.duration,
-    errors = summary.errors,
-    latency_us = {
-      p50 = latency:percentile(50),
-      p90 = latency:percentile(90),
-      p99 = latency:percentile(99),
-      max = latency.max,
-      mean = latency.mean,
-    },
-    counts = total,
-  }), "\n")
+function done(summary, latency)
+  common.report(summary, latency)
 end

@@ -1,10 +1,11 @@
 """Tiny flash-sale runs of both scenarios and both designs, on one set of servers: the
 benchmark works end to end, its oracle passes and its report carries every field. Speed
-is not asserted."""
+is not asserted. The waiting room's benchmark: its arguments and its rank correlation."""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bench import crowd, flash_sale, plot, report, targets
+from bench import crowd, flash_sale, plot, report, targets, waiting_room
 
 MODE_FIELDS = {
     "mode",
@@ -103,3 +104,23 @@ def test_tiny_flash_crowd_in_both_designs_passes_the_oracle(
     pytest.importorskip("matplotlib")
     assert plot.plot(result, str(tmp_path / "timeline.png"))
     assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+def test_the_waiting_room_benchmark_takes_a_small_run() -> None:
+    argv = ["--buyers", "2000", "--minutes", "1", "--duration", "3", "--json", "room.json"]
+
+    options, json_path = waiting_room.parse(argv)
+
+    assert (options.buyers, options.minutes, options.duration) == (2000, 1, 3.0)
+    assert json_path == "room.json"
+    assert waiting_room.parse([])[0] == waiting_room.Options()
+    with pytest.raises(SystemExit):
+        waiting_room.parse(["--late", "1"])
+
+
+def test_the_rank_correlation_tells_a_shuffle_from_arrival_order() -> None:
+    shuffled = random.Random(1).sample(range(2000), 2000)
+
+    assert waiting_room.spearman([1, 2, 3, 4]) == 1.0
+    assert waiting_room.spearman([40, 30, 20, 10]) == -1.0
+    assert abs(waiting_room.spearman(shuffled)) < waiting_room.RHO_BOUND
