@@ -317,3 +317,23 @@ async def test_passes_outlive_a_redis_that_lost_its_data(
     assert_problem(await client.get(f"/api/events/{event.id}/queue/me", headers=buyer), 404)
     again = await client.post(f"/api/events/{event.id}/queue/join", headers=buyer)
     assert again.json()["state"] in {"waiting", "admitted"}
+
+
+async def test_the_room_outlives_a_restart_of_the_service(
+    client_with: ClientWith, engine: AsyncEngine, settings: Settings, client: Client
+) -> None:
+    event = await _queued_event(client, engine, settings, admit_per_minute=1)
+    buyers = await mint_accounts(engine, settings.jwt_secret, 2)
+    for buyer in buyers:
+        await client.post(f"/api/events/{event.id}/queue/join", headers=buyer)
+    before = (await client.get(f"/api/events/{event.id}/queue/me", headers=buyers[1])).json()
+
+    async with client_with() as restarted:
+        after = await restarted.get(f"/api/events/{event.id}/queue/me", headers=buyers[1])
+        room = await restarted.get(
+            f"/api/events/{event.id}/queue", headers=_organizer(settings, event)
+        )
+
+    assert after.json() == before
+    assert before["position"] == 2
+    assert room.json()["admit_per_minute"] == 1
