@@ -46,12 +46,20 @@ def serve() -> None:
     os.execv(BIN / "seatlock", [str(BIN / "seatlock"), "serve"])  # noqa: S606
 
 
+def _processes() -> list[str]:
+    """Two test processes (a file each at a time), each starting its own embedded servers;
+    one process when the tests are pointed at shared servers, which they would clobber."""
+    if os.environ.get("TEST_DATABASE_URL") or os.environ.get("TEST_REDIS_URL"):
+        return []
+    return ["-n", "2", "--dist", "loadfile"]
+
+
 def test(pytest_args: list[str]) -> None:
     _install("test")
     _run("ruff", "check", ".")
     _run("ruff", "format", "--check", ".")
     _run("mypy")
-    _run("pytest", *pytest_args)
+    _run("pytest", *_processes(), *pytest_args)
 
 
 def main() -> None:

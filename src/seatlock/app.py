@@ -52,6 +52,9 @@ from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
 
+# The name of every task a worker runs besides its requests, before what the task does.
+BACKGROUND = "seatlock background: "
+
 
 @asynccontextmanager
 async def resources(app: Litestar) -> AsyncIterator[None]:
@@ -80,37 +83,30 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds)
     app.state.providers = build_providers(settings, http)
     stop_sweeping = asyncio.Event()
-    sweeper = asyncio.create_task(
-        sweep_until(
+    loops = {
+        "booking expiry": sweep_until(
             stop_sweeping, app.state.sessions, app.state.holds, settings.expiry_interval_seconds
-        )
-    )
-    repairer = asyncio.create_task(
-        repair_until(
+        ),
+        "cache repair": repair_until(
             stop_sweeping,
             app.state.holds,
             app.state.redis_breaker,
             taken_snapshot(app.state.sessions),
-        )
-    )
-    hold_sweeper = asyncio.create_task(
-        sweep_holds_until(
+        ),
+        "hold expiry": sweep_holds_until(
             stop_sweeping, app.state.sessions, app.state.holds, app.state.redis_breaker
-        )
-    )
-    admission = asyncio.create_task(
-        AdmissionLoop(app.state.sessions, queue_line).run_until(
+        ),
+        "queue admission": AdmissionLoop(app.state.sessions, queue_line).run_until(
             stop_sweeping, app.state.redis_breaker
-        )
-    )
+        ),
+    }
+    running = [asyncio.create_task(loop, name=BACKGROUND + name) for name, loop in loops.items()]
     try:
         yield
     finally:
         stop_sweeping.set()
-        await sweeper
-        await repairer
-        await hold_sweeper
-        await admission
+        for task in running:
+            await task
         await app.state.fanout.close()
         await http.aclose()
         await app.state.rate_limits.aclose()
