@@ -20,6 +20,7 @@ from litestar.handlers.http_handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import ParameterKwarg
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
@@ -145,7 +146,8 @@ LINKS: Final[dict[tuple[str, str], dict[str, Any]]] = {
             "createHold",
             "Hold the best available seat of the event",
             parameters={"path.event_id": "$response.body#/id"},
-            requestBody={"quantity": 1},
+            # Every field: a link's body is laid over a generated one.
+            requestBody={"quantity": 1, "seat_ids": None, "price_category": None, "section": None},
         )
     },
     ("createHold", "201"): {
@@ -198,7 +200,10 @@ def _hold_choices(properties: dict[str, Any]) -> list[dict[str, Any]]:
 
     def given(name: str) -> dict[str, Any]:
         nullable = properties[name]
-        return {**nullable["oneOf"][0], **{k: v for k, v in nullable.items() if k != "oneOf"}}
+        return {
+            **nullable["anyOf"][0],
+            **{k: v for k, v in nullable.items() if k not in {"anyOf", "default"}},
+        }
 
     absent = {"type": "null"}
     return [
@@ -296,30 +301,44 @@ def _finish_operation(handler: HTTPRouteHandler, operation: dict[str, Any]) -> N
         body["examples"] = {name: {"value": value} for name, value in examples.items()}
 
 
-def _strict_structs(kind: Any, found: set[str]) -> None:
-    """The names of the request Structs that refuse unknown fields, nested ones included."""
-    if isinstance(kind, msgspec.inspect.StructType):
-        if kind.forbid_unknown_fields and kind.cls.__name__ not in found:
-            found.add(kind.cls.__name__)
-            for field in kind.fields:
-                _strict_structs(field.type, found)
-    elif isinstance(kind, msgspec.inspect.UnionType):
-        for member in kind.types:
-            _strict_structs(member, found)
-    elif isinstance(kind, msgspec.inspect.ListType | msgspec.inspect.SetType):
-        _strict_structs(kind.item_type, found)
-    elif isinstance(kind, msgspec.inspect.DictType):
-        _strict_structs(kind.value_type, found)
-
-
-def _body_structs(handlers: list[HTTPRouteHandler]) -> set[str]:
-    found: set[str] = set()
+def _body_structs(handlers: list[HTTPRouteHandler]) -> list[type[Body]]:
+    found: list[type[Body]] = []
     for handler in handlers:
         data = handler.parsed_fn_signature.parameters.get("data")
         kind = data.annotation if data is not None else None
-        if isinstance(kind, type) and issubclass(kind, Body):
-            _strict_structs(msgspec.inspect.type_info(kind), found)
+        if isinstance(kind, type) and issubclass(kind, Body) and kind not in found:
+            found.append(kind)
     return found
+
+
+def _body_schemas(handlers: list[HTTPRouteHandler]) -> dict[str, Any]:
+    """The request bodies' schemas as msgspec, which validates them, writes them: Litestar's
+    lose the limits of a union's members (a seat map's `rows`, an update's fields)."""
+    _, components = msgspec.json.schema_components(
+        _body_structs(handlers), ref_template="#/components/schemas/{name}"
+    )
+    return components
+
+
+# Litestar tests a parameter's bounds for truth, so a bound of 0 never reaches the document.
+_BOUNDS: Final = {
+    "ge": "minimum",
+    "gt": "exclusiveMinimum",
+    "le": "maximum",
+    "lt": "exclusiveMaximum",
+}
+
+
+def _zero_bounds(handler: HTTPRouteHandler, operation: dict[str, Any]) -> None:
+    parameters = {p["name"]: p for p in operation.get("parameters", [])}
+    for field in handler.parsed_fn_signature.parameters.values():
+        kwarg = field.kwarg_definition
+        if not isinstance(kwarg, ParameterKwarg):
+            continue
+        parameter = parameters.get(kwarg.query or kwarg.header or kwarg.cookie or field.name)
+        for bound, key in _BOUNDS.items():
+            if parameter is not None and getattr(kwarg, bound) == 0:
+                parameter["schema"][key] = 0
 
 
 def finish(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
@@ -336,13 +355,10 @@ def finish(app: Litestar, document: dict[str, Any]) -> dict[str, Any]:
                 if operation is not None:
                     handlers.append(handler)
                     _finish_operation(handler, operation)
+                    _zero_bounds(handler, operation)
     schemas: dict[str, Any] = document.setdefault("components", {}).setdefault("schemas", {})
-    strict = _body_structs(handlers)
-    for name, schema in schemas.items():
-        if name.rpartition("_")[2] in strict or name.rpartition(".")[2] in strict:
-            schema["additionalProperties"] = False
-        if name == "HoldRequest":
-            schema["oneOf"] = _hold_choices(schema["properties"])
+    schemas |= _body_schemas(handlers)
+    schemas["HoldRequest"]["oneOf"] = _hold_choices(schemas["HoldRequest"]["properties"])
     schemas["Problem"] = PROBLEM_SCHEMA
     return document
 

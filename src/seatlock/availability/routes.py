@@ -161,7 +161,7 @@ async def get_availability(
     media_type="text/event-stream",
     responses={
         200: ResponseSpec(
-            str,
+            stream.StreamEvent,
             media_type="text/event-stream",
             description="Server-Sent Events `changes` and `resync` (see the README)",
         )

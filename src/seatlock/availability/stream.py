@@ -14,7 +14,7 @@ that reconnects (EventSource sends `Last-Event-ID`) gets exactly the changes it 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Final
+from typing import Annotated, Final, Literal
 
 import msgspec
 from litestar.response import ServerSentEventMessage
@@ -42,6 +42,15 @@ class ChangesOut(msgspec.Struct):
 
 class ResyncOut(msgspec.Struct):
     version: int | None
+
+
+class StreamEvent(msgspec.Struct):
+    """One event of the stream, as an EventSource hands it over (what the document
+    promises of each event; the stream's bytes are written by `encode`)."""
+
+    event: Literal["changes", "resync"]
+    data: Annotated[str, msgspec.Meta(description="JSON: a `ChangesOut` or a `ResyncOut`")]
+    id: Annotated[str | None, msgspec.Meta(description="the version, for Last-Event-ID")] = None
 
 
 def _resync(version: int | None) -> bytes:

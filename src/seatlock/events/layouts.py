@@ -15,7 +15,7 @@ from typing import Annotated, Final, NamedTuple
 
 import msgspec
 
-from seatlock.bodies import Body
+from seatlock.bodies import END, Body
 from seatlock.errors import InvalidInput
 
 MAX_SECTIONS: Final = 500
@@ -24,7 +24,7 @@ MAX_ROWS_PER_BLOCK: Final = 1000
 MAX_SEATS_PER_ROW: Final = 1000
 
 # Printable, without leading or trailing blanks: labels are shown on tickets and compared.
-LABEL: Final = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+LABEL: Final = rf"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?{END}"
 SectionName = Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=LABEL)]
 RowLabel = Annotated[str, msgspec.Meta(min_length=1, max_length=20, pattern=LABEL)]
 CategoryName = Annotated[str, msgspec.Meta(min_length=1, max_length=80, pattern=LABEL)]

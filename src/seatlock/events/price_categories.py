@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from seatlock.bodies import Body
+from seatlock.bodies import END, Body
 from seatlock.errors import Conflict, InvalidInput
 from seatlock.events.currencies import CURRENCIES
 from seatlock.events.layouts import CategoryName
@@ -24,7 +24,9 @@ MAX_PRICE_MINOR: Final = 10**12
 class CategoryIn(Body):
     name: CategoryName
     price_minor: Annotated[int, msgspec.Meta(ge=0, le=MAX_PRICE_MINOR)]
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
+    currency: Annotated[
+        str, msgspec.Meta(pattern=rf"^[A-Z]{{3}}{END}", description="ISO 4217 code")
+    ]
 
 
 Categories = Annotated[list[CategoryIn], msgspec.Meta(min_length=1, max_length=MAX_CATEGORIES)]

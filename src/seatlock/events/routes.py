@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
 
@@ -92,6 +93,13 @@ class SeatMapOut(msgspec.Struct):
     # False when Redis could not be asked: then no seat shows as held.
     holds_shown: bool
     seats: list[SeatOut]
+
+
+@dataclass
+class ImageUpload:
+    """The multipart form of an image upload: its one part, `file`."""
+
+    file: UploadFile
 
 
 class ImageOut(msgspec.Struct):
@@ -293,7 +301,7 @@ async def delete_event(
 )
 async def upload_image(
     event_id: FromPath[uuid.UUID],
-    data: MultipartBody[UploadFile],
+    data: MultipartBody[ImageUpload],
     principal: deps.Caller,
     db_session: deps.DbSession,
     settings: deps.Settings,
@@ -301,7 +309,7 @@ async def upload_image(
 ) -> Response[ImageOut]:
     """Multipart upload of a JPEG, PNG or WebP image, recognised by its content."""
     event = await events.changeable_event(db_session, event_id, principal)
-    content = await data.read()
+    content = await data.file.read()
     key = await images.set_event_image(
         db_session, event, content, image_store, settings.max_image_bytes
     )

@@ -225,10 +225,13 @@ async def test_a_forged_reference_has_no_checkout(provider: Sandbox, client: Cli
     for response in (
         await client.get(forged.checkout_url or ""),
         await client.post(f"{page_of(forged)}/complete?{query_of(forged)}"),
-        await client.post(f"/sandbox/checkout/not-a-reference/fail?{query_of(forged)}"),
     ):
         assert response.status_code == 404
         assert response.headers["content-type"] == "application/problem+json"
+    # Not even shaped like a reference: refused as the document's pattern says.
+    malformed = await client.post(f"/sandbox/checkout/not-a-reference/fail?{query_of(forged)}")
+    assert malformed.status_code == 400
+    assert malformed.headers["content-type"] == "application/problem+json"
     with pytest.raises(InvalidCallback):
         await provider.verify(forged.provider_reference, {})
 

@@ -13,11 +13,12 @@ from urllib.parse import urlencode
 
 from litestar import Router, get, post
 from litestar.enums import MediaType
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 from litestar.response import Redirect
 
 from seatlock import deps
 from seatlock.auth.access import PUBLIC
+from seatlock.bodies import END
 from seatlock.errors import NotFound
 from seatlock.payments.providers import sandbox
 from seatlock.payments.providers.base import Status
@@ -43,6 +44,16 @@ def _payment(settings: deps.Settings, reference: str) -> sandbox.SandboxPayment:
     return payment
 
 
+# What the sandbox makes (base64url of the payment, a dot, its HMAC in hex), so that the
+# document lets no client send what is no reference, control characters in a path included.
+Reference = Annotated[
+    str,
+    Parameter(
+        pattern=rf"^[A-Za-z0-9_-]+\.[0-9a-f]{{64}}{END}",
+        max_length=300,
+        description="the reference the sandbox gave at initiation",
+    ),
+]
 # The checkout page's query, as the sandbox signed it at initiation.
 ReturnUrl = Annotated[str, Parameter(max_length=8192)]
 ReturnSignature = Annotated[str, Parameter(max_length=100)]
@@ -72,7 +83,7 @@ def _back(
     operation_id="showSandboxCheckout",
 )
 async def checkout_page(
-    reference: FromPath[str],
+    reference: Reference,
     return_url: ReturnUrl,
     return_signature: ReturnSignature,
     settings: deps.Settings,
@@ -97,7 +108,7 @@ async def checkout_page(
     operation_id="completeSandboxPayment",
 )
 async def complete(
-    reference: FromPath[str],
+    reference: Reference,
     return_url: ReturnUrl,
     return_signature: ReturnSignature,
     settings: deps.Settings,
@@ -114,7 +125,7 @@ async def complete(
     operation_id="failSandboxPayment",
 )
 async def fail(
-    reference: FromPath[str],
+    reference: Reference,
     return_url: ReturnUrl,
     return_signature: ReturnSignature,
     settings: deps.Settings,
