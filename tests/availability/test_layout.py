@@ -7,13 +7,11 @@ import asyncio
 import random
 import uuid
 import zlib
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Litestar, get
 from litestar.response import ServerSentEvent
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.app import compression
@@ -24,6 +22,7 @@ from seatlock.models import EventStatus, Role
 from tests.clients import Client, UserFactory, assert_problem
 from tests.events.eventdata import block, category, create_event, people, publish, seat_map
 from tests.factories import create_event as insert_event
+from tests.statements import statements
 
 # Sections, rows and categories out of order, labels that sort naturally, listed rows,
 # accessible seats and a second category: everything the order has to get right.
@@ -343,20 +342,6 @@ class CountingSessions:
         return self.sessions()
 
 
-@contextmanager
-def _statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
 async def test_many_first_callers_share_one_read(
     engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
@@ -373,7 +358,7 @@ async def test_many_first_callers_share_one_read(
         index = layouts[0].index_of(seat_id)
         assert index == ("A", "B").index(place[0]) * 24 + (int(place[1]) - 1) * 8 + place[2] - 1
 
-    with _statements(engine) as seen:
+    with statements(engine) as seen:
         again = await asyncio.gather(*(cache.layout(event.id) for _ in range(100)))
     assert seen == []
     assert counting.opened == 1
@@ -422,7 +407,7 @@ async def test_an_event_on_sale_costs_no_query_in_the_steady_state(
 ) -> None:
     event_id = await _event_on_sale(client, await make_user(Role.ORGANIZER))
     await client.get(_layout_url(event_id))
-    with _statements(client.app.state.engine) as seen:
+    with statements(client.app.state.engine) as seen:
         response = await client.get(_layout_url(event_id))
         not_modified = await client.get(
             _layout_url(event_id), headers={"If-None-Match": response.headers["etag"]}

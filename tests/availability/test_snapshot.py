@@ -12,12 +12,10 @@ import uuid
 from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import keys
-from seatlock.app import BACKGROUND
 from seatlock.availability.snapshot import FRESH_SECONDS
 from seatlock.embedded.host import free_port
 from seatlock.holds.store import HoldStore
@@ -25,6 +23,7 @@ from tests.buying import churn, hold
 from tests.clients import Client, ClientWith, UserFactory
 from tests.factories import create_event
 from tests.oracle import assert_consistent
+from tests.statements import statements
 
 
 def _indexes(seat_set: dict[str, Any]) -> set[int]:
@@ -169,22 +168,12 @@ async def test_reads_cost_no_postgresql_query_in_the_steady_state(
     async with client_with() as client:
         path = f"/api/events/{event.id}/availability"
         await client.get(path)
-        statements: list[str] = []
-
-        def record(*args: Any) -> None:
-            # The worker's background loops (expiry sweeps, queue admission) read too.
-            task = asyncio.current_task()
-            if task is None or not task.get_name().startswith(BACKGROUND):
-                statements.append(args[2])
-
-        app_engine = client.app.state.engine.sync_engine
-        sqlalchemy_event.listen(app_engine, "before_cursor_execute", record)
-
-        answers = [await client.get(path) for _ in range(50)]
+        with statements(client.app.state.engine) as seen:
+            answers = [await client.get(path) for _ in range(50)]
 
     assert {a.status_code for a in answers} == {200}
     # The on-sale facts behind the visibility check are re-read every 2 s by one request.
-    assert len(statements) <= 1, statements
+    assert len(seen) <= 1, seen
 
 
 async def test_without_redis_the_snapshot_says_it_cannot_show_holds(

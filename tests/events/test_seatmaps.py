@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from seatlock.errors import Conflict, InvalidInput
@@ -26,6 +23,7 @@ from tests.events.eventdata import (
     seat_map,
     take_seats,
 )
+from tests.statements import statements
 
 
 def _plan(description: dict[str, Any], max_seats: int = 100_000) -> dict[SeatKey, SeatSpec]:
@@ -171,22 +169,6 @@ async def test_the_seat_cap_is_a_setting(
     assert await count_rows(engine, "seats") == 50
 
 
-@contextmanager
-def _statements(client: Client) -> Iterator[list[str]]:
-    """The SQL statements the app sends while the block runs."""
-    seen: list[str] = []
-    engine = client.app.state.engine.sync_engine
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    sa_event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", record)
-
-
 TWENTY_THOUSAND = seat_map(
     **{
         f"Section {i}": [
@@ -206,7 +188,7 @@ async def test_a_twenty_thousand_seat_map_takes_one_request_and_few_statements(
     body = event_body(
         price_categories=[category(), category("VIP", 9900)], seat_map=TWENTY_THOUSAND
     )
-    with _statements(client) as statements:
+    with statements(client.app.state.engine) as seen:
         response = await client.post("/api/events", json=body, headers=owner)
     assert response.status_code == 201, response.text[:500]
     event = response.json()
@@ -214,15 +196,15 @@ async def test_a_twenty_thousand_seat_map_takes_one_request_and_few_statements(
     assert len({s["id"] for s in event["seats"]}) == 20_000
     assert await count_rows(engine, "seats", event["id"]) == 20_000
     # Multi-row inserts, not one statement per seat.
-    assert len(statements) < 60, len(statements)
+    assert len(seen) < 60, len(seen)
 
-    with _statements(client) as statements:
+    with statements(client.app.state.engine) as seen:
         read = await client.get(f"/api/events/{event['id']}/seats", headers=owner)
     seats = read.json()["seats"]
     assert len(seats) == 20_000
     assert sum(s["accessible"] for s in seats) == 20 * 10 * 2
     # The event's visibility and the seats themselves: two queries for 20,000 seats.
-    assert len(statements) == 2, statements
+    assert len(seen) == 2, seen
 
 
 async def test_without_taken_seats_the_map_may_change_freely(

@@ -5,31 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.holds.on_sale import OnSaleCache, SeatIds
 from seatlock.models import EventStatus, Seat
 from tests.factories import create_event
-
-
-@contextmanager
-def queries(engine: AsyncEngine) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+from tests.statements import statements
 
 
 async def test_an_event_on_sale_is_read_once_within_the_lifetime(
@@ -37,7 +20,7 @@ async def test_an_event_on_sale_is_read_once_within_the_lifetime(
 ) -> None:
     event = await create_event(engine)
     on_sale = OnSaleCache(sessions, lifetime_seconds=60)
-    with queries(engine) as seen:
+    with statements(engine) as seen:
         first = await on_sale.event(event.id)
         second = await on_sale.event(event.id)
         ids = await on_sale.known_seats(event.id, frozenset(event.seat_ids[:2]))
@@ -108,7 +91,7 @@ async def test_an_expired_entry_is_refreshed_once_while_readers_keep_the_old_one
         )
     await asyncio.sleep(0.1)
 
-    with queries(engine) as seen:
+    with statements(engine) as seen:
         stale = await asyncio.gather(*(on_sale.event(event.id) for _ in range(20)))
         await asyncio.sleep(0.2)  # the one refresh completes
     closed = await on_sale.event(event.id)
