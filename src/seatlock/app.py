@@ -47,6 +47,7 @@ from seatlock.queue.admission import AdmissionLoop
 from seatlock.queue.gate import QueueGate
 from seatlock.queue.line import QueueLine
 from seatlock.queue.passes import Passes
+from seatlock.queue.room_routes import room_router
 from seatlock.queue.routes import queue_router
 from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
@@ -150,6 +151,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             holds_router,
             events_router,
             availability_router,
+            room_router,
             queue_router,
             ops_router,
             bookings_router,

@@ -40,6 +40,7 @@ OnSale: TypeAlias = NamedDependency[OnSaleCache]
 Providers: TypeAlias = NamedDependency[SkipValidation[Mapping[PaymentMethod, PaymentProvider]]]
 Images: TypeAlias = NamedDependency[SkipValidation[ImageStore]]
 RateLimits: TypeAlias = NamedDependency[SkipValidation[RateLimitsType]]
+Queue: TypeAlias = NamedDependency[QueueGate]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
 
@@ -100,6 +101,7 @@ def dependencies() -> dict[str, Provide]:
         "providers": _state_value("providers"),
         "image_store": _state_value("images"),
         "rate_limits": _state_value("rate_limits"),
+        "queue_gate": _state_value("queue_gate"),
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "hold_desk": Provide(_hold_desk, sync_to_thread=False),

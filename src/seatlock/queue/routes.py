@@ -1,72 +1,28 @@
-"""/api/events/{id}/queue: organizers set an on-sale's waiting room up and steer it;
-buyers join it, watch their place and get the pass the hold route asks for."""
+"""/api/events/{id}/queue for buyers: joining an event's waiting room, watching one's
+place and getting the pass the hold route asks for, leaving; and the room's public figures."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Final
+from typing import Final
 
 import msgspec
-from litestar import Response, Router, delete, get, post, put
-from litestar.datastructures import State
-from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, JSONBody
+from litestar import Response, Router, delete, get, post
+from litestar.params import FromPath
 
 from seatlock import deps
-from seatlock.auth.access import PUBLIC, SIGNED_IN, STAFF
-from seatlock.bodies import Body
+from seatlock.auth.access import PUBLIC, SIGNED_IN
 from seatlock.errors import Conflict, NotFound
-from seatlock.events.events import managed_event
 from seatlock.holds.placement import NotOnSale
-from seatlock.models import EventQueue, EventStatus
-from seatlock.queue.figures import Figures
+from seatlock.models import EventStatus
 from seatlock.queue.gate import QueueGate
 from seatlock.queue.line import Place, queue_or_503
 from seatlock.queue.passes import runs_out_at
-from seatlock.queue.rules import QueueRules, RoomSettings, room_of, save_room
-from seatlock.redis_client import REDIS_DOWN
+from seatlock.queue.rules import QueueRules
 
 # The public figures are the same for every caller and move every second.
 STATUS_CACHING: Final = "public, max-age=1"
-
-Gate = NamedDependency[QueueGate]
-
-
-class RoomIn(Body):
-    """An event's waiting room. Buyers may join from `opens_at` (no later than the sale's
-    start); those who join before the start are put in a random order when it starts, later
-    ones queue in order of arrival behind them. Admitted buyers get a pass valid for
-    `pass_seconds`; the room lets in `admit_per_minute` buyers a minute and/or keeps at most
-    `max_shopping` passes live at once."""
-
-    enabled: bool
-    opens_at: Annotated[datetime, msgspec.Meta(tz=True)]
-    admit_per_minute: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] | None = None
-    max_shopping: Annotated[int, msgspec.Meta(ge=1, le=10_000_000)] | None = None
-    pass_seconds: Annotated[int, msgspec.Meta(ge=60, le=86_400)] = 900
-    paused: bool = False
-
-
-class RoomFigures(msgspec.Struct):
-    waiting: int
-    shopping: int
-    # Passes given so far: the "now serving" number.
-    served: int
-    admitted_last_minute: int
-
-
-class RoomOut(msgspec.Struct):
-    event_id: uuid.UUID
-    enabled: bool
-    opens_at: datetime
-    admit_per_minute: int | None
-    max_shopping: int | None
-    pass_seconds: int
-    paused: bool
-    updated_at: datetime
-    # None while Redis is unreachable.
-    live: RoomFigures | None
 
 
 class RoomStatusOut(msgspec.Struct):
@@ -95,27 +51,6 @@ class PlaceOut(msgspec.Struct, omit_defaults=False):
     draw_at: datetime | None = None
     queue_pass: str | None = msgspec.field(default=None, name="pass")
     pass_expires_at: datetime | None = None
-
-
-def _room_out(room: EventQueue, figures: Figures | None) -> RoomOut:
-    return RoomOut(
-        event_id=room.event_id,
-        enabled=room.enabled,
-        opens_at=room.opens_at,
-        admit_per_minute=room.admit_per_minute,
-        max_shopping=room.max_shopping,
-        pass_seconds=room.pass_seconds,
-        paused=room.paused,
-        updated_at=room.updated_at,
-        live=None if figures is None else RoomFigures(*figures),
-    )
-
-
-async def _live(gate: QueueGate, event_id: uuid.UUID) -> Figures | None:
-    try:
-        return await gate.line.figures(event_id)
-    except REDIS_DOWN:
-        return None
 
 
 async def _queued(on_sale: deps.OnSale, event_id: uuid.UUID) -> QueueRules:
@@ -159,94 +94,9 @@ def _place_out(gate: QueueGate, rules: QueueRules, account_id: uuid.UUID, place:
     )
 
 
-@put("/", roles=STAFF, operation_id="setQueue", summary="Set an event's waiting room up")
-async def set_queue(
-    event_id: FromPath[uuid.UUID],
-    data: JSONBody[RoomIn],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    on_sale: deps.OnSale,
-    queue_gate: Gate,
-) -> RoomOut:
-    """Turns the event's waiting room on or off and sets its pace; a change reaches every
-    worker within two seconds. The event's organizer or an admin."""
-    event = await managed_event(db_session, event_id, principal, lock=True)
-    settings = RoomSettings(**msgspec.structs.asdict(data))
-    room = await save_room(db_session, event, settings)
-    await db_session.commit()
-    on_sale.forget(event_id)
-    return _room_out(room, await _live(queue_gate, event_id))
-
-
-async def _managed_room(
-    db_session: deps.DbSession, event_id: uuid.UUID, principal: deps.Caller
-) -> EventQueue:
-    await managed_event(db_session, event_id, principal)
-    room = await room_of(db_session, event_id)
-    if room is None:
-        raise NotFound("this event has no queue")
-    return room
-
-
-@get("/", roles=STAFF, operation_id="getQueue", summary="An event's waiting room")
-async def get_queue(
-    event_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    queue_gate: Gate,
-) -> RoomOut:
-    """The room's settings with its live figures: buyers waiting, shopping (live passes)
-    and served (passes given so far). The event's organizer or an admin."""
-    room = await _managed_room(db_session, event_id, principal)
-    return _room_out(room, await _live(queue_gate, event_id))
-
-
-async def _set_paused(
-    db_session: deps.DbSession,
-    on_sale: deps.OnSale,
-    queue_gate: QueueGate,
-    event_id: uuid.UUID,
-    principal: deps.Caller,
-    paused: bool,
-) -> RoomOut:
-    await managed_event(db_session, event_id, principal, lock=True)
-    room = await room_of(db_session, event_id)
-    if room is None:
-        raise NotFound("this event has no queue")
-    room.paused = paused
-    await db_session.commit()
-    on_sale.forget(event_id)
-    return _room_out(room, await _live(queue_gate, event_id))
-
-
-@post("/pause", roles=STAFF, status_code=200, operation_id="pauseQueue")
-async def pause_queue(
-    event_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    on_sale: deps.OnSale,
-    queue_gate: Gate,
-) -> RoomOut:
-    """Stops letting buyers in (within two seconds on every worker); those waiting keep
-    their places and live passes keep working."""
-    return await _set_paused(db_session, on_sale, queue_gate, event_id, principal, True)
-
-
-@post("/resume", roles=STAFF, status_code=200, operation_id="resumeQueue")
-async def resume_queue(
-    event_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    on_sale: deps.OnSale,
-    queue_gate: Gate,
-) -> RoomOut:
-    """Lets buyers in again at the room's pace."""
-    return await _set_paused(db_session, on_sale, queue_gate, event_id, principal, False)
-
-
 @get("/status", roles=PUBLIC, operation_id="getQueueStatus", summary="A waiting room's figures")
 async def queue_status(
-    event_id: FromPath[uuid.UUID], on_sale: deps.OnSale, queue_gate: Gate
+    event_id: FromPath[uuid.UUID], on_sale: deps.OnSale, queue_gate: deps.Queue
 ) -> Response[RoomStatusOut]:
     """The same answer for everyone, cacheable for a second: buyers waiting, shopping,
     served (the "now serving" number), the pace, and whether joining and the sale are
@@ -271,7 +121,10 @@ async def queue_status(
 
 @post("/join", roles=SIGNED_IN, status_code=200, operation_id="joinQueue", problems=(409,))
 async def join_queue(
-    event_id: FromPath[uuid.UUID], principal: deps.Caller, on_sale: deps.OnSale, queue_gate: Gate
+    event_id: FromPath[uuid.UUID],
+    principal: deps.Caller,
+    on_sale: deps.OnSale,
+    queue_gate: deps.Queue,
 ) -> PlaceOut:
     """Takes a place in the event's queue, one per account: joining again keeps it (and a
     buyer already let in keeps the pass). Opens at the room's `opens_at`."""
@@ -289,7 +142,10 @@ async def join_queue(
 
 @get("/me", roles=SIGNED_IN, operation_id="getMyQueuePlace")
 async def my_place(
-    event_id: FromPath[uuid.UUID], principal: deps.Caller, on_sale: deps.OnSale, queue_gate: Gate
+    event_id: FromPath[uuid.UUID],
+    principal: deps.Caller,
+    on_sale: deps.OnSale,
+    queue_gate: deps.Queue,
 ) -> PlaceOut:
     """The caller's place: one Redis read (O(log n)); the pass once let in."""
     rules = await _queued(on_sale, event_id)
@@ -301,7 +157,10 @@ async def my_place(
 
 @delete("/me", roles=SIGNED_IN, status_code=204, operation_id="leaveQueue")
 async def leave_queue(
-    event_id: FromPath[uuid.UUID], principal: deps.Caller, on_sale: deps.OnSale, queue_gate: Gate
+    event_id: FromPath[uuid.UUID],
+    principal: deps.Caller,
+    on_sale: deps.OnSale,
+    queue_gate: deps.Queue,
 ) -> None:
     """Leaves the queue: a place gives way to the next buyer; a live pass is given up,
     freeing its shopping slot, and is refused from then on."""
@@ -312,23 +171,8 @@ async def leave_queue(
         raise NotFound("you are not in this event's queue")
 
 
-def _gate(state: State) -> QueueGate:
-    gate: QueueGate = state.queue_gate
-    return gate
-
-
 queue_router = Router(
     "/api/events/{event_id:uuid}/queue",
-    route_handlers=[
-        set_queue,
-        get_queue,
-        pause_queue,
-        resume_queue,
-        queue_status,
-        join_queue,
-        my_place,
-        leave_queue,
-    ],
-    dependencies={"queue_gate": Provide(_gate, sync_to_thread=False)},
+    route_handlers=[queue_status, join_queue, my_place, leave_queue],
     tags=["queue"],
 )
