@@ -108,6 +108,8 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         stop_sweeping.set()
         for task in running:
             await task
+        await app.state.layouts.aclose()
+        await app.state.on_sale.aclose()
         await app.state.fanout.close()
         await http.aclose()
         await app.state.rate_limits.aclose()

@@ -111,3 +111,21 @@ def test_seat_ids_are_kept_compactly_and_found_exactly() -> None:
     assert not any(seat in known for seat in ids[5_001:])
     assert len(known) == 5_000
     assert sys.getsizeof(known._sorted) < 17 * 5_000
+
+
+async def test_closing_waits_for_a_refresh_no_reader_waits_for(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine)
+    on_sale = OnSaleCache(sessions, lifetime_seconds=0.0)
+    await on_sale.event(event.id)
+    await asyncio.sleep(0.01)
+
+    stale = await on_sale.event(event.id)
+    in_flight = list(on_sale._refreshing.values())
+    await on_sale.aclose()
+
+    # The stale reader did not wait for the refresh it started; closing did.
+    assert stale is not None
+    assert len(in_flight) == 1
+    assert all(task.done() for task in in_flight)

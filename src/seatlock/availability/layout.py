@@ -361,6 +361,11 @@ class LayoutCache:
         # Shielded: a caller that gives up does not cancel the read the others wait for.
         return (await asyncio.shield(loading)).layout
 
+    async def aclose(self) -> None:
+        """Waits for the reads whose callers gave up, so that none holds a connection of an
+        engine about to be disposed."""
+        await asyncio.gather(*self._loading.values(), return_exceptions=True)
+
     def _loaded(self, key: tuple[uuid.UUID, int], task: asyncio.Task[_Cached]) -> None:
         self._loading.pop(key, None)
         # Taken here, so that a failure whose waiters all gave up is not reported as never

@@ -110,6 +110,11 @@ class OnSaleCache:
             return entry.facts
         return await asyncio.shield(refresh)
 
+    async def aclose(self) -> None:
+        """Waits for the refreshes still reading (a stale reader does not wait for its own),
+        so that none holds a connection of an engine about to be disposed."""
+        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+
     def forget(self, event_id: uuid.UUID) -> None:
         """Drops the event's facts, so that this process's next request reads them anew."""
         self._entries.pop(event_id, None)
