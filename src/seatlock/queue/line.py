@@ -68,12 +68,7 @@ class QueueLine:
     ) -> Place:
         event_id = rules.event_id
         reply = await self.scripts.queue_place(
-            keys=[
-                keys.queue_waiting(event_id),
-                keys.queue_admitted(event_id),
-                keys.queue_passes(event_id),
-                keys.queue_state(event_id),
-            ],
+            keys=_room_keys(event_id, keys.queue_state(event_id)),
             args=[str(account_id), "1" if join else "0", drawn, rules.sale_starts_ms, KEYS_TTL_MS],
         )
         state = _text(reply[0])
@@ -88,12 +83,7 @@ class QueueLine:
     async def leave(self, event_id: uuid.UUID, account_id: uuid.UUID) -> str:
         """What the account was (waiting, admitted) before leaving, or absent."""
         reply = await self.scripts.queue_leave(
-            keys=[
-                keys.queue_waiting(event_id),
-                keys.queue_admitted(event_id),
-                keys.queue_passes(event_id),
-                keys.queue_given_up(event_id),
-            ],
+            keys=_room_keys(event_id, keys.queue_given_up(event_id)),
             args=[str(account_id), KEYS_TTL_MS],
         )
         return _text(reply)
@@ -102,13 +92,7 @@ class QueueLine:
         """One admission step if one is due: the number of buyers let in."""
         event_id = rules.event_id
         let_in = await self.scripts.queue_admit(
-            keys=[
-                keys.queue_waiting(event_id),
-                keys.queue_admitted(event_id),
-                keys.queue_passes(event_id),
-                keys.queue_state(event_id),
-                keys.queue_recent(event_id),
-            ],
+            keys=_room_keys(event_id, keys.queue_state(event_id), keys.queue_recent(event_id)),
             args=[
                 rules.admit_per_minute or 0,
                 rules.max_shopping or 0,
@@ -127,6 +111,17 @@ class QueueLine:
 
     async def figures(self, event_id: uuid.UUID) -> Figures:
         return await room_figures(self.redis, event_id)
+
+
+def _room_keys(event_id: uuid.UUID, *more: str) -> list[str]:
+    """The keys every script of the room starts with (waiting, admitted, passes), then
+    those it needs besides."""
+    return [
+        keys.queue_waiting(event_id),
+        keys.queue_admitted(event_id),
+        keys.queue_passes(event_id),
+        *more,
+    ]
 
 
 def _text(value: bytes | str) -> str:
