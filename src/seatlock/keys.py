@@ -42,9 +42,9 @@ def rate_limited(route: str, per: str, value: str) -> str:
     return f"{route}/{per}/{_digest(value) if per == 'address' else value}"
 
 
-def account_stamp(user_id: uuid.UUID) -> str:
-    """String: an account's token generation, role and status, while older tokens live."""
-    return f"seatlock:account:{user_id}"
+# Stream: one entry per account change (the account and its token generation, role and
+# status), kept while older tokens live.
+ACCOUNT_CHANGES = "seatlock:account-changes"
 
 
 def _event(event_id: uuid.UUID) -> str:

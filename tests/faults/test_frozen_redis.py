@@ -17,17 +17,10 @@ from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.errors import Unavailable
 from seatlock.redis_client import Breaker
 from tests.buying import paying, verify
+from tests.clock import Clock
 from tests.clients import ClientWith, UserFactory
 from tests.faults.stuck import assert_nothing_stuck
 from tests.oracle import assert_consistent
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Calls:

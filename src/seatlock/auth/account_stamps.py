@@ -2,24 +2,30 @@
 password change.
 
 PostgreSQL holds the truth (a user's role, status and token generation). After a change
-commits, the account's stamp (those three values) is copied into Redis for as long as an
-access token issued before the change can live; afterwards every live token is newer than
-the change anyway. The role guard checks each bearer token against the stamp, read through
-a per-process cache of `account_cache_seconds`: a token of an older generation or of a
-disabled account is refused (401), and the stamp's role replaces the token's (so a
-demoted organizer gets 403). Every worker thus honours a change within that bound, and the
-hold path pays one Redis GET per account per cache lifetime and no PostgreSQL.
+commits, the account's stamp (those three values) is added to a feed of account changes in
+Redis (a stream), which keeps each entry for as long as an access token issued before the
+change can live; afterwards every live token is newer than the change anyway. Every worker
+follows the feed in the background (a read every `FEED_POLL_SECONDS`) and keeps the stamps
+it names: the role guard checks each bearer token against them with no I/O at all, so a
+signed-in request (a hold among them) pays nothing for the check. A token of an older
+generation or of a disabled account is refused (401), and the stamp's role replaces the
+token's (so a demoted organizer gets 403). A worker that starts later reads the whole feed
+first.
 
-Failing safe: when Redis cannot be read, the check reads the account from PostgreSQL
-instead (one primary-key read per account per cache lifetime), so a ban holds through a
-Redis outage. A stamp that could not be written (Redis down at the moment of the change)
-is lost: workers reading Redis then honour the change when the older tokens expire, at
-most `access_token_minutes` later; refresh and sign-in read PostgreSQL and are refused at
-once either way.
+Failing safe: the feed answers the check only while the worker heard from it within
+`account_cache_seconds`. Until its first read, and whenever Redis stops answering, the
+check reads the account from PostgreSQL instead (one primary-key read per account per
+`account_cache_seconds`), so a ban holds through a Redis outage and every worker honours a
+change within that bound. A change that could not be added to the feed (Redis down at the
+moment of the change) is lost: workers following the feed then honour it when the older
+tokens expire, at most `access_token_minutes` later; refresh and sign-in read PostgreSQL
+and are refused at once either way.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -36,16 +42,21 @@ from seatlock.auth import users
 from seatlock.auth.tokens import Principal
 from seatlock.errors import Unauthorized
 from seatlock.models import Role, User, UserStatus
-from seatlock.redis_client import REDIS_DOWN, Breaker, RedisClient
+from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.settings import Settings
 
 logger = logging.getLogger("seatlock")
 
-# The cache starts over past this many accounts, so that a worker's memory stays flat.
+# The PostgreSQL fallback's cache starts over past this many accounts, so that a worker's
+# memory stays flat.
 MAX_CACHED_ACCOUNTS: Final = 100_000
 # Beyond the access token's lifetime, for clocks that disagree by a little.
 STAMP_MARGIN_SECONDS: Final = 60
 REVOKED: Final = "this access token was revoked; please sign in again"
+FEED_POLL_SECONDS: Final = 0.1
+FEED_ENTRIES_PER_READ: Final = 1000
+# Stamps older than an access token's lifetime are forgotten this often.
+FORGET_EVERY_SECONDS: Final = 60.0
 
 
 @dataclass(frozen=True)
@@ -71,13 +82,25 @@ def stamp_of(user: User) -> Stamp:
     return Stamp(user.token_generation, user.role, user.status)
 
 
+def stamp_lifetime_ms(settings: Settings) -> int:
+    """How long a change matters: as long as a token issued before it may live."""
+    return (settings.access_token_minutes * 60 + STAMP_MARGIN_SECONDS) * 1000
+
+
 async def publish(redis: RedisClient | None, settings: Settings, user: User) -> None:
-    """After a change of the account committed: tell every worker."""
+    """After a change of the account committed: tell every worker. Entries older than a
+    token's lifetime are trimmed from the feed on the way."""
     if redis is None:
         return
-    ttl = settings.access_token_minutes * 60 + STAMP_MARGIN_SECONDS
+    oldest_kept = int(time.time() * 1000) - stamp_lifetime_ms(settings)
     try:
-        await redis.set(keys.account_stamp(user.id), stamp_of(user).encode(), ex=ttl)
+        await redis.xadd(
+            keys.ACCOUNT_CHANGES,
+            {"account": str(user.id), "stamp": stamp_of(user).encode()},
+            # Exact trimming: changes are rare, and the feed then holds just what matters.
+            minid=oldest_kept,
+            approximate=False,
+        )
     except REDIS_DOWN:
         logger.warning("account change of %s not published: Redis is unreachable", user.id)
 
@@ -95,8 +118,13 @@ def admit(principal: Principal, stamp: Stamp | None) -> Principal:
     return msgspec.structs.replace(principal, role=stamp.role)
 
 
+def _entry_ms(entry_id: str) -> int:
+    return int(entry_id.partition("-")[0])
+
+
 class StampCache:
-    """One per process: each account's stamp, remembered for `lifetime` seconds."""
+    """One per process: the stamps of the accounts changed while older tokens live, read
+    from the feed, and the PostgreSQL fallback's answers while the feed is not current."""
 
     def __init__(
         self,
@@ -108,33 +136,83 @@ class StampCache:
         self.redis = redis
         self.sessions = sessions
         self.lifetime = settings.account_cache_seconds
-        self._breaker = Breaker(settings.redis_breaker_seconds, clock)
+        self._stamp_lifetime_ms = stamp_lifetime_ms(settings)
         self._clock = clock
-        self._entries: dict[uuid.UUID, tuple[Stamp | None, float]] = {}
+        # From the feed: account -> (stamp, the change's time in ms since the epoch).
+        self._changed: dict[uuid.UUID, tuple[Stamp, int]] = {}
+        self._last_entry = "0-0"
+        self._heard_at = -float("inf")
+        self._forgotten_at = clock()
+        self._read_back: dict[uuid.UUID, tuple[Stamp, float]] = {}
+
+    @property
+    def feed_is_current(self) -> bool:
+        return self._clock() - self._heard_at < self.lifetime
 
     async def admit(self, principal: Principal) -> Principal:
         return admit(principal, await self.stamp(principal.id))
 
     async def stamp(self, user_id: uuid.UUID) -> Stamp | None:
+        if self.feed_is_current:
+            change = self._changed.get(user_id)
+            return None if change is None else change[0]
+        return await self._from_database(user_id)
+
+    async def follow_until(self, stop: asyncio.Event) -> None:
+        """Until `stop`: read the feed's new entries every `FEED_POLL_SECONDS`."""
+        unreachable = False
+        while not stop.is_set():
+            try:
+                await self.read_feed()
+                unreachable = False
+            except REDIS_DOWN as exc:
+                if not unreachable:
+                    logger.warning("account changes unread (%r): PostgreSQL answers", exc)
+                unreachable = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), FEED_POLL_SECONDS)
+
+    async def read_feed(self) -> None:
+        """Every entry after the last one read; the feed counts as heard as of the moment
+        the first read was sent, since later changes may be missing from its answer."""
+        asked_at = self._clock()
+        while True:
+            answer = await self.redis.xread(
+                {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
+            )
+            entries = answer[0][1] if answer else []
+            for entry_id, fields in entries:
+                self._apply(entry_id, fields)
+            if len(entries) < FEED_ENTRIES_PER_READ:
+                break
+        self._heard_at = asked_at
+        self._forget_old_changes()
+
+    def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
+        self._last_entry = entry_id
+        self._changed[uuid.UUID(fields["account"])] = (
+            Stamp.decode(fields["stamp"]),
+            _entry_ms(entry_id),
+        )
+
+    def _forget_old_changes(self) -> None:
+        if self._clock() - self._forgotten_at < FORGET_EVERY_SECONDS:
+            return
+        self._forgotten_at = self._clock()
+        oldest_kept = int(time.time() * 1000) - self._stamp_lifetime_ms
+        for account in [a for a, (_, at) in self._changed.items() if at < oldest_kept]:
+            del self._changed[account]
+
+    async def _from_database(self, user_id: uuid.UUID) -> Stamp:
         now = self._clock()
-        cached = self._entries.get(user_id)
+        cached = self._read_back.get(user_id)
         if cached is not None and now - cached[1] < self.lifetime:
             return cached[0]
-        stamp = await self._read(user_id)
-        if len(self._entries) >= MAX_CACHED_ACCOUNTS:
-            self._entries.clear()
-        self._entries[user_id] = (stamp, now)
+        stamp = await self._read_database(user_id)
+        if len(self._read_back) >= MAX_CACHED_ACCOUNTS:
+            self._read_back.clear()
+        self._read_back[user_id] = (stamp, now)
         return stamp
-
-    async def _read(self, user_id: uuid.UUID) -> Stamp | None:
-        async def from_redis() -> str | None:
-            raw: str | None = await self.redis.get(keys.account_stamp(user_id))
-            return raw
-
-        raw, answered = await self._breaker.attempt(from_redis, None)
-        if answered:
-            return Stamp.decode(raw) if raw else None
-        return await self._read_database(user_id)
 
     async def _read_database(self, user_id: uuid.UUID) -> Stamp:
         async with self.sessions() as session:

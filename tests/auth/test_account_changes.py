@@ -1,0 +1,141 @@
+"""The feed of account changes, on a real Valkey and PostgreSQL: a worker checks tokens
+against the stamps it read from the feed without any I/O, learns the changes made before
+it started, falls back to PostgreSQL when it has not heard from the feed within its bound,
+and keeps a change only while a token issued before it can live."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import msgspec
+from redis.asyncio import Redis
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from seatlock import keys
+from seatlock.auth import account_stamps
+from seatlock.auth.account_stamps import FORGET_EVERY_SECONDS, Stamp, StampCache
+from seatlock.models import Role, User, UserStatus
+from seatlock.settings import Settings
+from tests.clock import Clock
+
+BOUND_SECONDS = 2.0
+
+
+async def _account(sessions: async_sessionmaker[AsyncSession]) -> User:
+    """A buyer in PostgreSQL, as the ORM object `publish` takes."""
+    async with sessions() as session, session.begin():
+        user = User(email=f"{uuid.uuid4().hex}@example.test", password_hash="-", full_name="Buyer")
+        session.add(user)
+    return user
+
+
+def _cache(
+    redis: Redis, sessions: async_sessionmaker[AsyncSession], settings: Settings, clock: Clock
+) -> StampCache:
+    bounded = msgspec.structs.replace(settings, account_cache_seconds=BOUND_SECONDS)
+    return StampCache(redis, sessions, bounded, clock)
+
+
+async def _commands(redis: Redis) -> int:
+    """Commands the server ran so far, the INFO calls that ask excluded."""
+    stats = await redis.info("commandstats")
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+async def test_a_change_read_from_the_feed_answers_the_check_without_io(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    changed, untouched = await _account(sessions), await _account(sessions)
+    changed.status = UserStatus.DISABLED
+    await account_stamps.publish(redis, settings, changed)
+    cache = _cache(redis, sessions, settings, Clock())
+    await cache.read_feed()
+
+    before = await _commands(redis)
+    stamps = [await cache.stamp(changed.id), await cache.stamp(untouched.id)]
+    after = await _commands(redis)
+
+    assert stamps == [Stamp(0, Role.USER, UserStatus.DISABLED), None]
+    assert after == before
+
+
+async def test_a_worker_learns_changes_made_before_and_after_it_started(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    early, late = await _account(sessions), await _account(sessions)
+    early.role = Role.ORGANIZER
+    await account_stamps.publish(redis, settings, early)
+    cache = _cache(redis, sessions, settings, Clock())
+    await cache.read_feed()
+    late.token_generation = 3
+    await account_stamps.publish(redis, settings, late)
+    await cache.read_feed()
+
+    assert await cache.stamp(early.id) == Stamp(0, Role.ORGANIZER, UserStatus.ACTIVE)
+    assert await cache.stamp(late.id) == Stamp(3, Role.USER, UserStatus.ACTIVE)
+
+
+async def test_a_feed_not_heard_within_the_bound_gives_way_to_postgresql(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    # A change the feed never got (Redis was down when it was made) is in PostgreSQL only.
+    buyer = await _account(sessions)
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(User).where(User.id == buyer.id).values(status=UserStatus.DISABLED)
+        )
+    clock = Clock()
+    cache = _cache(redis, sessions, settings, clock)
+    unheard = await cache.stamp(buyer.id)
+    await cache.read_feed()
+    heard = await cache.stamp(buyer.id)
+    clock.now += BOUND_SECONDS
+    stale = await cache.stamp(buyer.id)
+
+    assert unheard == Stamp(0, Role.USER, UserStatus.DISABLED)
+    assert heard is None
+    assert stale == unheard
+
+
+async def test_a_change_is_kept_only_while_older_tokens_live(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    old, recent = await _account(sessions), await _account(sessions)
+    lifetime_ms = account_stamps.stamp_lifetime_ms(settings)
+    # A change made just over a token's lifetime ago, written as publish wrote it then.
+    then = int(time.time() * 1000) - lifetime_ms - 1000
+    await redis.xadd(
+        keys.ACCOUNT_CHANGES,
+        {"account": str(old.id), "stamp": Stamp(1, Role.USER, UserStatus.ACTIVE).encode()},
+        id=f"{then}-0",
+    )
+    clock = Clock()
+    cache = _cache(redis, sessions, settings, clock)
+    await cache.read_feed()
+    remembered_at_first = await cache.stamp(old.id)
+    recent.status = UserStatus.DISABLED
+    await account_stamps.publish(redis, settings, recent)
+    clock.now += FORGET_EVERY_SECONDS
+    await cache.read_feed()
+    clock.now += 0.1
+
+    entries = await redis.xrange(keys.ACCOUNT_CHANGES)
+    assert [fields["account"] for _, fields in entries] == [str(recent.id)]
+    assert remembered_at_first == Stamp(1, Role.USER, UserStatus.ACTIVE)
+    # Heard recently: the feed answers, and it no longer names the old change.
+    assert await cache.stamp(old.id) is None
+    assert await cache.stamp(recent.id) == Stamp(0, Role.USER, UserStatus.DISABLED)
