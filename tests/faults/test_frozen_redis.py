@@ -17,8 +17,8 @@ from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.errors import Unavailable
 from seatlock.redis_client import Breaker
 from tests.buying import paying, verify
-from tests.clock import Clock
 from tests.clients import ClientWith, UserFactory
+from tests.clock import Clock
 from tests.faults.stuck import assert_nothing_stuck
 from tests.oracle import assert_consistent
 

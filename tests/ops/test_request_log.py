@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from seatlock.ops.request_log import HANDLER_NAME
+from seatlock.ops.request_log import HANDLER_NAME, configure_logging, record
 from tests.buying import hold
 from tests.clients import Client, ClientWith, UserFactory
 from tests.factories import create_event
@@ -80,7 +80,7 @@ async def test_an_insane_request_id_is_replaced(client_with: ClientWith) -> None
             assert request_lines(buffer)[0]["request_id"] == issued
 
 
-async def test_domain_lines_carry_their_ids_and_the_request_id(
+async def test_what_a_request_did_is_told_on_its_own_line(
     client_with: ClientWith, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
     event = await create_event(engine)
@@ -91,12 +91,27 @@ async def test_domain_lines_carry_their_ids_and_the_request_id(
             hold_id = await hold(
                 client, {**buyer, "X-Request-ID": "buy-1"}, event.id, event.seat_ids[:1]
             )
-    created = next(line for line in json_lines(buffer) if line["message"] == "hold created")
-    assert created["hold_id"] == hold_id
-    assert created["request_id"] == "buy-1"
-    (request,) = request_lines(buffer)
-    assert request["user_id"] == me["id"]
-    assert request["status"] == 201
+    # One line for the request, with what it did: no second line for the hold.
+    (line,) = [x for x in json_lines(buffer) if x["logger"].startswith("seatlock")]
+    assert line["logger"] == "seatlock.requests"
+    assert line["did"] == ["hold created"]
+    assert (line["hold_id"], line["event_id"], line["seats"]) == (hold_id, str(event.id), 1)
+    assert line["request_id"] == "buy-1"
+    assert line["user_id"] == me["id"]
+    assert line["status"] == 201
+
+
+def test_what_is_done_outside_a_request_is_a_line_of_its_own() -> None:
+    configure_logging("json")
+    with captured() as buffer:
+        record("booking expired", booking_id="b-1")
+    (line,) = json_lines(buffer)
+    assert (line["logger"], line["message"], line["booking_id"]) == (
+        "seatlock",
+        "booking expired",
+        "b-1",
+    )
+    assert "did" not in line
 
 
 async def test_plain_lines_when_asked(client_with: ClientWith) -> None:

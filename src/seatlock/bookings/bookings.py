@@ -6,7 +6,6 @@ before it only keeps buyers from colliding.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -29,9 +28,8 @@ from seatlock.models import (
     SeatState,
 )
 from seatlock.ops.metrics import BOOKINGS, HOLDS_CONVERTED
+from seatlock.ops.request_log import record
 from seatlock.redis_client import best_effort
-
-logger = logging.getLogger("seatlock")
 
 LIVE = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED)
 
@@ -152,8 +150,12 @@ def _created(booking: Booking) -> None:
     BOOKINGS.labels("created").inc()
     if booking.status is BookingStatus.CONFIRMED:
         BOOKINGS.labels("confirmed").inc()
-    ids = {"booking_id": str(booking.id), "hold_id": booking.hold_id}
-    logger.info("booking created", extra={**ids, "status": booking.status.value})
+    record(
+        "booking created",
+        booking_id=str(booking.id),
+        hold_id=booking.hold_id,
+        booking_status=booking.status.value,
+    )
 
 
 async def _forget_hold(

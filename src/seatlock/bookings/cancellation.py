@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -15,10 +14,9 @@ from seatlock.errors import Conflict, Forbidden
 from seatlock.holds.store import HoldStore
 from seatlock.models import Booking, BookingStatus, Event, Role
 from seatlock.ops.metrics import BOOKINGS
+from seatlock.ops.request_log import record
 from seatlock.payments.payments import Providers, refund_cancelled
 from seatlock.redis_client import best_effort
-
-logger = logging.getLogger("seatlock")
 
 
 async def cancel_booking(
@@ -48,7 +46,7 @@ async def cancel_booking(
     freed = await free_seats(session, booking)
     await session.commit()
     BOOKINGS.labels("cancelled").inc()
-    logger.info("booking cancelled", extra={"booking_id": str(booking.id)})
+    record("booking cancelled", booking_id=str(booking.id))
     if freed:
         await best_effort(store.free_taken(booking.event_id, freed, "cancellation"))
     await refund_cancelled(session, providers, booking)

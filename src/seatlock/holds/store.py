@@ -6,7 +6,6 @@ the truth: the booking transaction's conditional write, not a hold, prevents dou
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 import uuid
@@ -28,9 +27,8 @@ from seatlock.ops.metrics import (
     HOLDS_REFUSED,
     HOLDS_RELEASED,
 )
+from seatlock.ops.request_log import record
 from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
-
-logger = logging.getLogger("seatlock")
 
 REBUILD_ATTEMPTS = 5
 CLOCK_CHECK_SECONDS = 60.0
@@ -87,10 +85,7 @@ def event_of_hold(hold_id: str) -> uuid.UUID:
 def placed(hold: Hold, kind: str) -> Hold:
     """Counts and logs a hold just placed (`kind`: chosen or best_available)."""
     HOLDS_CREATED.labels(kind).inc()
-    logger.info(
-        "hold created",
-        extra={"hold_id": hold.id, "event_id": str(hold.event_id), "seats": len(hold.seats)},
-    )
+    record("hold created", hold_id=hold.id, event_id=str(hold.event_id), seats=len(hold.seats))
     return hold
 
 
@@ -302,9 +297,7 @@ class HoldStore:
             raise NotFound("no such hold") if reply[0] == "not_owner" else replies.refusal(reply)
         by = "owner" if owner_id else "ops"
         HOLDS_RELEASED.labels(by).inc()
-        logger.info(
-            "hold released", extra={"hold_id": hold_id, "event_id": str(event_id), "by": by}
-        )
+        record("hold released", hold_id=hold_id, event_id=str(event_id), by=by)
         return replies.seat_ids_of(reply[1:])
 
     @staticmethod

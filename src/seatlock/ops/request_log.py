@@ -1,5 +1,10 @@
-"""Request logs: one structured line per request, and the request id that ties a request's
-lines together.
+"""Request logs: one structured line per request, saying what the request did, and the
+request id that ties a request's lines together.
+
+What a request did in the domain (a hold placed or released, a booking created, a payment
+settled) is `record`ed: its facts become fields of the request's own line, and `did` lists
+what happened, so a hold costs one log line, not two. Done outside a request (a background
+sweep), it is a line of its own.
 
 Every request gets an id: the caller's `X-Request-ID` when it is a sane token (at most 64
 letters, digits and `-_.:`), a new one otherwise; it is echoed on the answer and added to
@@ -35,8 +40,23 @@ UNMATCHED = "unmatched"
 HANDLER_NAME = "seatlock"
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The current request's facts told by `record`, for its line.
+_facts: ContextVar[dict[str, Any] | None] = ContextVar("request_facts", default=None)
 
 logger = logging.getLogger("seatlock.requests")
+domain_logger = logging.getLogger("seatlock")
+
+
+def record(what: str, **facts: str | int) -> None:
+    """Tells what was just done (`what`, e.g. "hold created") with its ids: fields of the
+    current request's line, or a line of its own outside a request."""
+    told = _facts.get()
+    if told is None:
+        domain_logger.info(what, extra=facts)
+        return
+    told.setdefault("did", []).append(what)
+    told.update(facts)
+
 
 # What every LogRecord has; anything else on a record came as `extra` and is a field.
 _RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -113,6 +133,8 @@ class RequestObserver:
             return
         rid = _given_id(scope) or secrets.token_hex(16)
         token = request_id.set(rid)
+        facts: dict[str, Any] = {}
+        facts_token = _facts.set(facts)
         started = time.perf_counter()
         status = 500
 
@@ -127,11 +149,12 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            self._observe(scope, status, time.perf_counter() - started)
+            self._observe(scope, status, time.perf_counter() - started, facts)
+            _facts.reset(facts_token)
             request_id.reset(token)
 
     @staticmethod
-    def _observe(scope: HTTPScope, status: int, seconds: float) -> None:
+    def _observe(scope: HTTPScope, status: int, seconds: float, facts: dict[str, Any]) -> None:
         route = scope.get("path_template") or UNMATCHED
         method = scope["method"] if scope["method"] in METHODS else "other"
         HTTP_REQUESTS.labels(route, method, status).inc()
@@ -143,6 +166,7 @@ class RequestObserver:
             route,
             status,
             extra={
+                **facts,
                 "method": method,
                 "route": route,
                 "status": status,

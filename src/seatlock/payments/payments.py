@@ -27,6 +27,7 @@ from seatlock.models import (
     SeatState,
 )
 from seatlock.ops.metrics import BOOKINGS, LATE_PAYMENTS, PAYMENTS, REFUNDS
+from seatlock.ops.request_log import record
 from seatlock.payments.providers.base import InvalidCallback, Outcome, PaymentProvider
 from seatlock.redis_client import Breaker
 
@@ -170,8 +171,12 @@ def _settled(payment: Payment, outcome: str) -> None:
     PAYMENTS.labels(payment.provider, outcome).inc()
     if outcome == "succeeded":
         BOOKINGS.labels("confirmed").inc()
-    ids = {"payment_id": str(payment.id), "booking_id": str(payment.booking_id)}
-    logger.info("payment settled", extra={**ids, "outcome": outcome})
+    record(
+        "payment settled",
+        payment_id=str(payment.id),
+        booking_id=str(payment.booking_id),
+        outcome=outcome,
+    )
 
 
 async def _confirm(session: AsyncSession, payment: Payment) -> list[uuid.UUID]:
