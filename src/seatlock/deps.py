@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from litestar import Request
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -63,23 +62,26 @@ class HoldDesk:
 Desk: TypeAlias = NamedDependency[HoldDesk]
 
 
+# Providers read the app's state through the request: a `state` parameter would have
+# Litestar build a State object for every request.
 def _state_value(name: str) -> Provide:
-    def provide(state: State) -> Any:
-        return getattr(state, name)
+    def provide(request: Request[Any, Any, Any]) -> Any:
+        return getattr(request.app.state, name)
 
     return Provide(provide, sync_to_thread=False)
 
 
-async def _db_session(state: State) -> AsyncIterator[AsyncSession]:
+async def _db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
     """One session per request; the handler's domain calls decide when to commit. Opened
     here directly (not through a nested generator), so that it is closed on every path,
     errors included."""
-    factory: async_sessionmaker[AsyncSession] = state.sessions
+    factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with factory() as session:
         yield session
 
 
-def _hold_desk(request: Request[Any, Any, Any], state: State) -> HoldDesk:
+def _hold_desk(request: Request[Any, Any, Any]) -> HoldDesk:
+    state = request.app.state
     return HoldDesk(
         provide_principal(request),
         state.holds,

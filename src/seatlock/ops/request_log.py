@@ -16,7 +16,6 @@ become fields of the line.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -26,6 +25,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+import msgspec
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
@@ -73,6 +73,10 @@ def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return found
 
 
+# Anything msgspec does not know (an exception, an enum of another library) is written as text.
+_json = msgspec.json.Encoder(enc_hook=str)
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
@@ -84,7 +88,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str)
+        return _json.encode(line).decode()
 
 
 class PlainFormatter(logging.Formatter):
@@ -126,6 +130,8 @@ class RequestObserver:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Each (route, method, status)'s two series, looked up once: `labels()` is not free.
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -153,12 +159,18 @@ class RequestObserver:
             _facts.reset(facts_token)
             request_id.reset(token)
 
-    @staticmethod
-    def _observe(scope: HTTPScope, status: int, seconds: float, facts: dict[str, Any]) -> None:
+    def _observe(
+        self, scope: HTTPScope, status: int, seconds: float, facts: dict[str, Any]
+    ) -> None:
         route = scope.get("path_template") or UNMATCHED
         method = scope["method"] if scope["method"] in METHODS else "other"
-        HTTP_REQUESTS.labels(route, method, status).inc()
-        HTTP_SECONDS.labels(route, method, status).observe(seconds)
+        key = (route, method, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = (HTTP_REQUESTS.labels(*key), HTTP_SECONDS.labels(*key))
+        requests, seconds_taken = series
+        requests.inc()
+        seconds_taken.observe(seconds)
         user = scope.get("user")
         logger.info(
             "%s %s %s",
