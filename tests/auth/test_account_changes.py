@@ -5,10 +5,13 @@ and keeps a change only while a token issued before it can live."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
 
 import msgspec
+import pytest
 from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from seatlock import keys
 from seatlock.auth import account_stamps
 from seatlock.auth.account_stamps import FORGET_EVERY_SECONDS, Stamp, StampCache
+from seatlock.embedded.host import free_port
 from seatlock.models import Role, User, UserStatus
+from seatlock.redis_client import REDIS_DOWN
 from seatlock.settings import Settings
 from tests.clock import Clock
 
@@ -83,29 +88,80 @@ async def test_a_worker_learns_changes_made_before_and_after_it_started(
     assert await cache.stamp(late.id) == Stamp(3, Role.USER, UserStatus.ACTIVE)
 
 
-async def test_a_feed_not_heard_within_the_bound_gives_way_to_postgresql(
-    redis: Redis,
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
-) -> None:
-    # A change the feed never got (Redis was down when it was made) is in PostgreSQL only.
+async def _disabled_in_postgresql_only(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> User:
+    """A change the feed never got (Redis was down when it was made)."""
     buyer = await _account(sessions)
     async with engine.begin() as conn:
         await conn.execute(
             update(User).where(User.id == buyer.id).values(status=UserStatus.DISABLED)
         )
+    return buyer
+
+
+DISABLED = Stamp(0, Role.USER, UserStatus.DISABLED)
+
+
+async def test_a_feed_that_failed_or_was_never_read_gives_way_to_postgresql(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    buyer = await _disabled_in_postgresql_only(engine, sessions)
     clock = Clock()
     cache = _cache(redis, sessions, settings, clock)
-    unheard = await cache.stamp(buyer.id)
+    unread = await cache.stamp(buyer.id)
     await cache.read_feed()
-    heard = await cache.stamp(buyer.id)
-    clock.now += BOUND_SECONDS
-    stale = await cache.stamp(buyer.id)
+    read = await cache.stamp(buyer.id)
+    cache.redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", decode_responses=True)
+    with pytest.raises(REDIS_DOWN):
+        await cache.read_feed()
+    failed = await cache.stamp(buyer.id)
+    await cache.redis.aclose()
+    cache.redis = redis
+    await cache.read_feed()
 
-    assert unheard == Stamp(0, Role.USER, UserStatus.DISABLED)
-    assert heard is None
-    assert stale == unheard
+    assert (unread, read, failed) == (DISABLED, None, DISABLED)
+    assert await cache.stamp(buyer.id) is None
+
+
+async def test_a_read_waiting_for_redis_past_the_bound_gives_way_to_postgresql(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    # A Redis that takes connections and never answers: a frozen one.
+    async def accept_and_stay_silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await reader.read()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(accept_and_stay_silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    frozen = Redis.from_url(f"redis://127.0.0.1:{port}/0", decode_responses=True)
+    buyer = await _disabled_in_postgresql_only(engine, sessions)
+    clock = Clock()
+    cache = _cache(redis, sessions, settings, clock)
+    await cache.read_feed()
+    cache.redis = frozen
+    reading = asyncio.create_task(cache.read_feed())
+    await asyncio.sleep(0.1)
+    within_the_bound = await cache.stamp(buyer.id)
+    clock.now += BOUND_SECONDS
+    past_the_bound = await cache.stamp(buyer.id)
+    reading.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await reading
+    await frozen.aclose()
+    server.close()
+    await server.wait_closed()
+
+    assert (within_the_bound, past_the_bound) == (None, DISABLED)
 
 
 async def test_a_change_is_kept_only_while_older_tokens_live(
