@@ -14,7 +14,16 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-PACKAGES = ("litestar", "uvicorn", "granian", "redis", "sqlalchemy", "asyncpg", "msgspec")
+PACKAGES = (
+    "litestar",
+    "uvicorn",
+    "granian",
+    "redis",
+    "hiredis",
+    "sqlalchemy",
+    "asyncpg",
+    "msgspec",
+)
 
 
 def _first_line_with(path: str, prefix: str) -> str | None:

@@ -179,7 +179,7 @@ async def measure(options: Options, target: targets.Target) -> dict[str, Any]:
         "config": _config(options, target),
         "machine": machine,
         "modes": modes,
-        "comparison": report.comparison(modes),
+        "comparison": report.comparison(modes, options.scenario),
         "oracle_passed": all(m["oracle"]["passed"] for m in modes.values()),
     }
 
