@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from typing import Any
 
 import msgspec
 import pytest
@@ -43,6 +44,26 @@ def _cache(
     return StampCache(redis, sessions, bounded, clock)
 
 
+async def _changed(
+    redis: Redis, sessions: async_sessionmaker[AsyncSession], settings: Settings, **values: Any
+) -> User:
+    """A buyer whose account changed (`values`), the change published as the service does."""
+    user = await _account(sessions)
+    for name, value in values.items():
+        setattr(user, name, value)
+    await account_stamps.publish(redis, settings, user)
+    return user
+
+
+async def _following(
+    redis: Redis, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> StampCache:
+    """A worker's cache that has read the feed as it stands."""
+    cache = _cache(redis, sessions, settings, Clock())
+    await cache.read_feed()
+    return cache
+
+
 async def _commands(redis: Redis) -> int:
     """Commands the server ran so far, the INFO calls that ask excluded."""
     stats = await redis.info("commandstats")
@@ -51,15 +72,12 @@ async def _commands(redis: Redis) -> int:
 
 async def test_a_change_read_from_the_feed_answers_the_check_without_io(
     redis: Redis,
-    engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    changed, untouched = await _account(sessions), await _account(sessions)
-    changed.status = UserStatus.DISABLED
-    await account_stamps.publish(redis, settings, changed)
-    cache = _cache(redis, sessions, settings, Clock())
-    await cache.read_feed()
+    changed = await _changed(redis, sessions, settings, status=UserStatus.DISABLED)
+    untouched = await _account(sessions)
+    cache = await _following(redis, sessions, settings)
 
     before = await _commands(redis)
     stamps = [await cache.stamp(changed.id), await cache.stamp(untouched.id)]
@@ -71,17 +89,12 @@ async def test_a_change_read_from_the_feed_answers_the_check_without_io(
 
 async def test_a_worker_learns_changes_made_before_and_after_it_started(
     redis: Redis,
-    engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    early, late = await _account(sessions), await _account(sessions)
-    early.role = Role.ORGANIZER
-    await account_stamps.publish(redis, settings, early)
-    cache = _cache(redis, sessions, settings, Clock())
-    await cache.read_feed()
-    late.token_generation = 3
-    await account_stamps.publish(redis, settings, late)
+    early = await _changed(redis, sessions, settings, role=Role.ORGANIZER)
+    cache = await _following(redis, sessions, settings)
+    late = await _changed(redis, sessions, settings, token_generation=3)
     await cache.read_feed()
 
     assert await cache.stamp(early.id) == Stamp(0, Role.ORGANIZER, UserStatus.ACTIVE)
@@ -166,11 +179,10 @@ async def test_a_read_waiting_for_redis_past_the_bound_gives_way_to_postgresql(
 
 async def test_a_change_is_kept_only_while_older_tokens_live(
     redis: Redis,
-    engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    old, recent = await _account(sessions), await _account(sessions)
+    old = await _account(sessions)
     lifetime_ms = account_stamps.stamp_lifetime_ms(settings)
     # A change made just over a token's lifetime ago, written as publish wrote it then.
     then = int(time.time() * 1000) - lifetime_ms - 1000
@@ -183,8 +195,7 @@ async def test_a_change_is_kept_only_while_older_tokens_live(
     cache = _cache(redis, sessions, settings, clock)
     await cache.read_feed()
     remembered_at_first = await cache.stamp(old.id)
-    recent.status = UserStatus.DISABLED
-    await account_stamps.publish(redis, settings, recent)
+    recent = await _changed(redis, sessions, settings, status=UserStatus.DISABLED)
     clock.now += FORGET_EVERY_SECONDS
     await cache.read_feed()
     clock.now += 0.1
