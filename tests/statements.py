@@ -8,9 +8,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import BACKGROUND
+
+
+def _from_a_request() -> bool:
+    task = asyncio.current_task()
+    return task is None or not task.get_name().startswith(BACKGROUND)
 
 
 @contextmanager
@@ -21,9 +27,29 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
     seen: list[str] = []
 
     def record(*args: Any) -> None:
-        task = asyncio.current_task()
-        if task is None or not task.get_name().startswith(BACKGROUND):
+        if _from_a_request():
             seen.append(args[2])
+
+    sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+@contextmanager
+def compiled_anew(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements of requests that SQLAlchemy compiled while the block ran instead of
+    taking them from its cache of compiled statements (SAVEPOINTs, which have nothing to
+    compile, left out)."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        statement, context = args[2], args[4]
+        bookkeeping = statement.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))
+        hit = context is not None and context.cache_hit is CacheStats.CACHE_HIT
+        if _from_a_request() and not (hit or bookkeeping):
+            seen.append(statement)
 
     sa_event.listen(engine.sync_engine, "before_cursor_execute", record)
     try:

@@ -13,6 +13,7 @@ from tests.buying import book, booked, hold, pay
 from tests.clients import Client, UserFactory
 from tests.factories import create_event
 from tests.oracle import assert_consistent
+from tests.statements import compiled_anew
 
 
 async def seat_states(engine: AsyncEngine, seats: list) -> list[SeatState]:  # type: ignore[type-arg]
@@ -274,3 +275,20 @@ async def test_two_bookings_of_one_hold_make_one_booking(
     async with engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM bookings")) == 1
     assert await assert_consistent(engine, event.id) == 2
+
+
+async def test_a_checkout_compiles_no_sql_after_the_first(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    # Compiling a statement costs a worker more CPU than sending it: a checkout's statements
+    # come from SQLAlchemy's cache once they were compiled.
+    event = await create_event(engine)
+    first = await make_user(email="first@example.test")
+    second = await make_user(email="second@example.test")
+    await pay(client, first, (await booked(client, first, event.id, event.seat_ids[:1]))["id"])
+
+    with compiled_anew(client.app.state.engine) as compiled:
+        booking = await booked(client, second, event.id, event.seat_ids[1:2])
+        await pay(client, second, booking["id"])
+
+    assert compiled == []
