@@ -116,7 +116,7 @@ async def _disabled_in_postgresql_only(
 DISABLED = Stamp(0, Role.USER, UserStatus.DISABLED)
 
 
-async def test_a_feed_that_failed_or_was_never_read_gives_way_to_postgresql(
+async def test_a_feed_unread_for_the_bound_gives_way_to_postgresql(
     redis: Redis,
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
@@ -125,18 +125,22 @@ async def test_a_feed_that_failed_or_was_never_read_gives_way_to_postgresql(
     buyer = await _disabled_in_postgresql_only(engine, sessions)
     clock = Clock()
     cache = _cache(redis, sessions, settings, clock)
-    unread = await cache.stamp(buyer.id)
+    never_read = await cache.stamp(buyer.id)
     await cache.read_feed()
     read = await cache.stamp(buyer.id)
+    # Redis goes away: the feed read a moment ago still answers, until the bound is over.
     cache.redis = Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", decode_responses=True)
     with pytest.raises(REDIS_DOWN):
         await cache.read_feed()
-    failed = await cache.stamp(buyer.id)
+    failed_within_the_bound = await cache.stamp(buyer.id)
+    clock.now += BOUND_SECONDS
+    failed_past_the_bound = await cache.stamp(buyer.id)
     await cache.redis.aclose()
     cache.redis = redis
     await cache.read_feed()
 
-    assert (unread, read, failed) == (DISABLED, None, DISABLED)
+    assert (never_read, read) == (DISABLED, None)
+    assert (failed_within_the_bound, failed_past_the_bound) == (None, DISABLED)
     assert await cache.stamp(buyer.id) is None
 
 

@@ -12,14 +12,15 @@ generation or of a disabled account is refused (401), and the stamp's role repla
 token's (so a demoted organizer gets 403). A worker that starts later reads the whole feed
 first.
 
-Failing safe: the feed answers the check only while its last read answered and no read has
-waited for Redis for `account_cache_seconds`. Until its first read, and whenever Redis
-stops answering, the check reads the account from PostgreSQL instead (one primary-key read
-per account per `account_cache_seconds`), so a ban holds through a Redis outage. A change
-thus reaches every worker within `account_cache_seconds` (within a poll, usually), unless
-the worker is so overloaded that its own reads run late. The feed is judged by Redis's
-answers rather than by the time between reads because of that case: sending an overloaded
-worker's checks to PostgreSQL would only overload it more.
+Failing safe: the feed answers the check only while the worker's last read that Redis
+answered was sent within `account_cache_seconds`. Until its first read, and whenever Redis
+stops answering for that long, the check reads the account from PostgreSQL instead (one
+primary-key read per account per `account_cache_seconds`), so a ban holds through a Redis
+outage, and every worker honours a change within that bound (within a poll, usually). The
+feed is read on a connection of its own whose timeout is that bound, not the service's
+short Redis timeout: under a burst of requests a worker's event loop runs late, and a read
+timed out by that lag would send every check to PostgreSQL just when the worker can least
+afford it.
 
 A change that could not be added to the feed (Redis down at the moment of the change) is
 lost: workers following the feed then honour it when the older tokens expire, at most
@@ -146,23 +147,15 @@ class StampCache:
         # From the feed: account -> (stamp, the change's time in ms since the epoch).
         self._changed: dict[uuid.UUID, tuple[Stamp, int]] = {}
         self._last_entry = "0-0"
-        # Whether the feed's last read answered, and since when a read has been waiting
-        # for Redis (None between reads).
-        self._answered = False
-        self._waiting_since: float | None = None
+        # When the last read that answered was sent: every change published before then
+        # is known.
+        self._heard_at = -float("inf")
         self._forgotten_at = clock()
         self._read_back: dict[uuid.UUID, tuple[Stamp, float]] = {}
 
     @property
     def feed_is_current(self) -> bool:
-        """Whether the feed answers the check: its last read answered and no read has been
-        waiting for Redis for `lifetime`. Judged by Redis's answers, not by the time
-        between reads: an overloaded worker reads late, and sending its checks to
-        PostgreSQL then would only overload it more."""
-        if not self._answered or self.lifetime <= 0:
-            return False
-        waiting = self._waiting_since
-        return waiting is None or self._clock() - waiting < self.lifetime
+        return self._clock() - self._heard_at < self.lifetime
 
     async def admit(self, principal: Principal) -> Principal:
         return admit(principal, await self.stamp(principal.id))
@@ -189,23 +182,17 @@ class StampCache:
 
     async def read_feed(self) -> None:
         """Every entry after the last one read."""
-        self._waiting_since = self._clock()
-        try:
-            while True:
-                answer = await self.redis.xread(
-                    {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
-                )
-                entries = answer[0][1] if answer else []
-                for entry_id, fields in entries:
-                    self._apply(entry_id, fields)
-                if len(entries) < FEED_ENTRIES_PER_READ:
-                    break
-        except BaseException:
-            self._answered = False
-            raise
-        finally:
-            self._waiting_since = None
-        self._answered = True
+        asked_at = self._clock()
+        while True:
+            answer = await self.redis.xread(
+                {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
+            )
+            entries = answer[0][1] if answer else []
+            for entry_id, fields in entries:
+                self._apply(entry_id, fields)
+            if len(entries) < FEED_ENTRIES_PER_READ:
+                break
+        self._heard_at = asked_at
         self._forget_old_changes()
 
     def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
