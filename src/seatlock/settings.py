@@ -43,7 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     database_url: str = ""
     redis_url: str = ""
     redis_cluster: bool = False
-    redis_timeout_seconds: float = 0.5
+    # Longer than a saturated worker's event loop runs late: a shorter timeout expired on
+    # replies Redis had sent, and turned a burst of buyers into a false Redis outage.
+    redis_timeout_seconds: float = 2.0
     redis_breaker_seconds: float = 0.3
     data_dir: str = ".seatlock"
     host: str = "127.0.0.1"
