@@ -58,10 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     jwt_audience: str = "seatlock-api"
     access_token_minutes: int = 15
     refresh_token_days: int = 30
-    # How long a worker trusts the feed of account changes after its last read that Redis
-    # answered (and what it read of an account from PostgreSQL without the feed): the bound
-    # on how late a role change, a disable or a password change reaches live access tokens.
-    # 0 checks every request against PostgreSQL.
+    # How long a worker keeps trusting the feed of account changes once its reads fail (and
+    # what it read of an account from PostgreSQL without the feed): the bound on how late a
+    # role change, a disable or a password change reaches live access tokens through a Redis
+    # outage. 0 checks every request against PostgreSQL.
     account_cache_seconds: float = 2.0
     allowed_origins: str = ""
     max_body_bytes: int = 1_048_576

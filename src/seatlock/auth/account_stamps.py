@@ -12,15 +12,16 @@ generation or of a disabled account is refused (401), and the stamp's role repla
 token's (so a demoted organizer gets 403). A worker that starts later reads the whole feed
 first.
 
-Failing safe: the feed answers the check only while the worker's last read that Redis
-answered was sent within `account_cache_seconds`. Until its first read, and whenever Redis
-stops answering for that long, the check reads the account from PostgreSQL instead (one
-primary-key read per account per `account_cache_seconds`), so a ban holds through a Redis
-outage, and every worker honours a change within that bound (within a poll, usually). The
-feed is read on a connection of its own whose timeout is that bound, not the service's
-short Redis timeout: under a burst of requests a worker's event loop runs late, and a read
-timed out by that lag would send every check to PostgreSQL just when the worker can least
-afford it.
+Failing safe: the feed answers the check once it was read, until its reads have failed for
+`account_cache_seconds` (a Redis that stops answering fails them at the feed connection's
+timeout, that same bound). Until its first read, and whenever reads keep failing, the
+check reads the account from PostgreSQL instead (one primary-key read per account per
+`account_cache_seconds`), so a ban holds through a Redis outage. Normally a change reaches
+every worker within a poll. The feed is judged by whether Redis answers, not by how long
+ago the last read was: under a burst of buyers a worker's event loop runs seconds late,
+and sending all its checks to PostgreSQL then (as a clock-based rule did in the flash
+benchmark) only overloaded it more. The price: a worker that far behind honours a change
+that much later too, like everything else it does.
 
 A change that could not be added to the feed (Redis down at the moment of the change) is
 lost: workers following the feed then honour it when the older tokens expire, at most
@@ -147,15 +148,19 @@ class StampCache:
         # From the feed: account -> (stamp, the change's time in ms since the epoch).
         self._changed: dict[uuid.UUID, tuple[Stamp, int]] = {}
         self._last_entry = "0-0"
-        # When the last read that answered was sent: every change published before then
-        # is known.
-        self._heard_at = -float("inf")
+        # Whether a read ever answered, and since when reads have been failing (None while
+        # they answer).
+        self._answered = False
+        self._failing_since: float | None = None
         self._forgotten_at = clock()
         self._read_back: dict[uuid.UUID, tuple[Stamp, float]] = {}
 
     @property
     def feed_is_current(self) -> bool:
-        return self._clock() - self._heard_at < self.lifetime
+        if not self._answered or self.lifetime <= 0:
+            return False
+        failing = self._failing_since
+        return failing is None or self._clock() - failing < self.lifetime
 
     async def admit(self, principal: Principal) -> Principal:
         return admit(principal, await self.stamp(principal.id))
@@ -182,17 +187,21 @@ class StampCache:
 
     async def read_feed(self) -> None:
         """Every entry after the last one read."""
-        asked_at = self._clock()
-        while True:
-            answer = await self.redis.xread(
-                {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
-            )
-            entries = answer[0][1] if answer else []
-            for entry_id, fields in entries:
-                self._apply(entry_id, fields)
-            if len(entries) < FEED_ENTRIES_PER_READ:
-                break
-        self._heard_at = asked_at
+        try:
+            while True:
+                answer = await self.redis.xread(
+                    {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
+                )
+                entries = answer[0][1] if answer else []
+                for entry_id, fields in entries:
+                    self._apply(entry_id, fields)
+                if len(entries) < FEED_ENTRIES_PER_READ:
+                    break
+        except REDIS_DOWN:
+            if self._failing_since is None:
+                self._failing_since = self._clock()
+            raise
+        self._answered, self._failing_since = True, None
         self._forget_old_changes()
 
     def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
