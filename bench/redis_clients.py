@@ -38,9 +38,10 @@ from bench import conditions
 from bench.recorder import summary
 from seatlock import keys
 from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
-from seatlock.holds.scripts import load_scripts, register_scripts, script_source
+from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldStore, new_hold_id
 from seatlock.redis_client import connect_redis
+from seatlock.script_sources import script_source
 from seatlock.settings import Settings
 
 # One script call: keys and arguments in, the script's answer out.

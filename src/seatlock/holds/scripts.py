@@ -14,12 +14,11 @@ from redis.commands.core import AsyncScript
 
 from seatlock.ops.metrics import TimedScript
 from seatlock.redis_client import REDIS_DOWN, RedisClient
-from seatlock.resources import resource_dir
+from seatlock.script_sources import script_source
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
-LUA_DIR = resource_dir("lua")
 
 logger = logging.getLogger("seatlock")
 
@@ -42,12 +41,6 @@ class Scripts:
     sweep_expired: AsyncScript
     availability: AsyncScript
     hold_report: AsyncScript
-
-
-def script_source(name: str) -> str:
-    # Redis scripts cannot import: the helpers they share go in front of each one.
-    library = (LUA_DIR / "lib" / "seat_changes.lua").read_text()
-    return library + (LUA_DIR / f"{name}.lua").read_text()
 
 
 ScriptSet = TypeVar("ScriptSet", bound="DataclassInstance")

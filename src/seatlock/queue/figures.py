@@ -1,14 +1,16 @@
-"""A room's live figures, read in one Redis round trip: for its organizer, its public
-status and the metrics."""
+"""A room's live figures, read in one Redis round trip on Redis's clock: for its
+organizer, its public status and the metrics."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
+
+from redis.commands.core import AsyncScript
 
 from seatlock import keys
 from seatlock.redis_client import RedisClient
+from seatlock.script_sources import script_source
 
 
 class Figures(NamedTuple):
@@ -20,12 +22,19 @@ class Figures(NamedTuple):
     admitted_last_minute: int
 
 
+# Sent by EVALSHA (loaded on first use): the figures are read by callers without the
+# service's registered scripts (the metrics, the benchmark).
+_FIGURES = script_source("queue_figures")
+
+
 async def room_figures(redis: RedisClient, event_id: uuid.UUID) -> Figures:
-    now_ms = int(time.time() * 1000)
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.queue_waiting(event_id))
-        pipe.zcount(keys.queue_admitted(event_id), f"({now_ms}", "+inf")
-        pipe.hget(keys.queue_state(event_id), "served")
-        pipe.zcount(keys.queue_recent(event_id), f"({now_ms - 60_000}", "+inf")
-        waiting, shopping, served, recent = await pipe.execute()
-    return Figures(int(waiting), int(shopping), int(served or 0), int(recent))
+    keys_of_room = [
+        keys.queue_waiting(event_id),
+        keys.queue_admitted(event_id),
+        keys.queue_state(event_id),
+        keys.queue_recent(event_id),
+    ]
+    # Typed for the single-node client only; on a cluster redis-py routes it by its first key.
+    script = AsyncScript(cast(Any, redis), _FIGURES)
+    waiting, shopping, served, recent = await script(keys=keys_of_room)
+    return Figures(int(waiting), int(shopping), int(served), int(recent))
