@@ -118,6 +118,18 @@ async def _disabled_in_postgresql_only(
 DISABLED = Stamp(0, Role.USER, UserStatus.DISABLED)
 
 
+async def test_an_entry_that_is_not_a_stamp_is_skipped(
+    redis: Redis, sessions: async_sessionmaker[AsyncSession], settings: Settings
+) -> None:
+    # Something else wrote to the feed: the worker goes on reading what follows it.
+    await redis.xadd(keys.ACCOUNT_CHANGES, {"account": "not an id", "stamp": "0 USER active"})
+    changed = await _changed(redis, sessions, settings, status=UserStatus.DISABLED)
+    cache = await _following(redis, sessions, settings)
+
+    assert await cache.stamp(changed.id) == DISABLED
+    assert cache.feed_is_current
+
+
 async def test_failing_reads_give_way_to_postgresql_after_the_bound(
     redis: Redis,
     engine: AsyncEngine,

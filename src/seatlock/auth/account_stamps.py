@@ -178,7 +178,9 @@ class StampCache:
             try:
                 await self.read_feed()
                 unreachable = False
-            except REDIS_DOWN as exc:
+            # Any failure, not only an outage: the loop must outlive it, and the check then
+            # gives way to PostgreSQL after the bound, as for an outage.
+            except Exception as exc:
                 if not unreachable:
                     logger.warning("account changes unread (%r): PostgreSQL answers", exc)
                 unreachable = True
@@ -197,7 +199,7 @@ class StampCache:
                     self._apply(entry_id, fields)
                 if len(entries) < FEED_ENTRIES_PER_READ:
                     break
-        except REDIS_DOWN:
+        except Exception:
             if self._failing_since is None:
                 self._failing_since = self._clock()
             raise
@@ -206,10 +208,13 @@ class StampCache:
 
     def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
         self._last_entry = entry_id
-        self._changed[uuid.UUID(fields["account"])] = (
-            Stamp.decode(fields["stamp"]),
-            _entry_ms(entry_id),
-        )
+        try:
+            account, stamp = uuid.UUID(fields["account"]), Stamp.decode(fields["stamp"])
+        except (KeyError, ValueError):
+            # Not written by `publish`: skipped, so that it cannot stop the feed for good.
+            logger.warning("account change %s skipped: not a stamp (%r)", entry_id, fields)
+            return
+        self._changed[account] = (stamp, _entry_ms(entry_id))
 
     def _forget_old_changes(self) -> None:
         if self._clock() - self._forgotten_at < FORGET_EVERY_SECONDS:
