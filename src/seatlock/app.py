@@ -75,11 +75,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     app.state.redis_breaker = Breaker(settings.redis_breaker_seconds)
     app.state.holds = HoldStore(redis, scripts)
     app.state.rate_limits = RateLimits(redis, settings, app.state.redis_breaker)
-    # The feed of account changes is read on a client of its own, with the feed's own bound
-    # as its timeout (see auth/account_stamps.py).
-    feed_timeout = max(settings.redis_timeout_seconds, settings.account_cache_seconds)
-    feed_redis = connect_redis(settings, feed_timeout)
-    app.state.account_stamps = StampCache(feed_redis, app.state.sessions, settings)
+    app.state.account_stamps = StampCache(redis, app.state.sessions, settings)
     app.state.on_sale = OnSaleCache(app.state.sessions)
     app.state.layouts = LayoutCache(app.state.sessions, app.state.on_sale)
     app.state.fanout = Fanout(redis)
@@ -122,7 +118,6 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         await http.aclose()
         await app.state.rate_limits.aclose()
         await redis.aclose()
-        await feed_redis.aclose()
         await engine.dispose()
 
 

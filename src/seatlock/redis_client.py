@@ -33,9 +33,8 @@ T = TypeVar("T")
 logger = logging.getLogger("seatlock")
 
 
-def connect_redis(settings: Settings, timeout: float | None = None) -> RedisClient:
-    """The service's client, with its Redis timeout unless `timeout` says otherwise."""
-    timeout = settings.redis_timeout_seconds if timeout is None else timeout
+def connect_redis(settings: Settings) -> RedisClient:
+    timeout = settings.redis_timeout_seconds
     # One immediate retry replaces a connection that a Redis restart broke; more, or a
     # backoff, would hold the request well past the timeout when Redis is really down.
     retry = Retry(NoBackoff(), 1)

@@ -13,8 +13,8 @@ token's (so a demoted organizer gets 403). A worker that starts later reads the 
 first.
 
 Failing safe: the feed answers the check once it was read, until its reads have failed for
-`account_cache_seconds` (a Redis that stops answering fails them at the feed connection's
-timeout, that same bound). Until its first read, and whenever reads keep failing, the
+`account_cache_seconds` (a Redis that stops answering fails them at the Redis timeout).
+Until its first read, and whenever reads keep failing, the
 check reads the account from PostgreSQL instead (one primary-key read per account per
 `account_cache_seconds`), so a ban holds through a Redis outage. Normally a change reaches
 every worker within a poll. The feed is judged by whether Redis answers, not by how long
