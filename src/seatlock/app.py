@@ -100,7 +100,9 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         "hold expiry": sweep_holds_until(
             stop_sweeping, app.state.sessions, app.state.holds, app.state.redis_breaker
         ),
-        "account changes": app.state.account_stamps.follow_until(stop_sweeping),
+        "account changes": app.state.account_stamps.follow_until(
+            stop_sweeping, app.state.redis_breaker
+        ),
         "queue admission": AdmissionLoop(app.state.sessions, queue_line).run_until(
             stop_sweeping, app.state.redis_breaker
         ),

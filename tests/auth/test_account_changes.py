@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -21,7 +22,7 @@ from seatlock.auth import account_stamps
 from seatlock.auth.account_stamps import FORGET_EVERY_SECONDS, Stamp, StampCache
 from seatlock.embedded.host import free_port
 from seatlock.models import Role, User, UserStatus
-from seatlock.redis_client import REDIS_DOWN
+from seatlock.redis_client import REDIS_DOWN, Breaker
 from seatlock.settings import Settings
 from tests.clock import Clock
 
@@ -226,3 +227,38 @@ async def test_a_change_is_kept_only_while_older_tokens_live(
     # Heard recently: the feed answers, and it no longer names the old change.
     assert await cache.stamp(old.id) is None
     assert await cache.stamp(recent.id) == Stamp(0, Role.USER, UserStatus.DISABLED)
+
+
+async def test_the_feed_is_not_read_while_the_breaker_skips_redis(
+    redis: Redis,
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+) -> None:
+    # Another step of the worker found Redis failing: the reader keeps off it as they do.
+    buyer = await _disabled_in_postgresql_only(engine, sessions)
+    clock = Clock()
+    cache = await _following(redis, sessions, settings, clock)
+    breaker = Breaker(open_seconds=600, clock=clock)
+
+    async def redis_failed() -> None:
+        raise RedisConnectionError("Redis is down")
+
+    await breaker.attempt(redis_failed, None)
+    reads_before = await _reads_of_the_feed(redis)
+    stop = asyncio.Event()
+    reader = asyncio.create_task(cache.follow_until(stop, breaker))
+    await asyncio.sleep(5 * account_stamps.FEED_POLL_SECONDS)
+    within_the_bound = await cache.stamp(buyer.id)
+    clock.now += BOUND_SECONDS
+    past_the_bound = await cache.stamp(buyer.id)
+    stop.set()
+    await reader
+
+    assert await _reads_of_the_feed(redis) == reads_before
+    assert (within_the_bound, past_the_bound) == (None, DISABLED)
+
+
+async def _reads_of_the_feed(redis: Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_xread", {"calls": 0})["calls"])

@@ -13,7 +13,8 @@ token's (so a demoted organizer gets 403). A worker that starts later reads the 
 first.
 
 Failing safe: the feed answers the check once it was read, until its reads have failed for
-`account_cache_seconds` (a Redis that stops answering fails them at the Redis timeout).
+`account_cache_seconds` (a Redis that stops answering fails them at the Redis timeout, and
+while the worker's breaker skips Redis the feed is not read: that counts as failing too).
 Until its first read, and whenever reads keep failing, the
 check reads the account from PostgreSQL instead (one primary-key read per account per
 `account_cache_seconds`), so a ban holds through a Redis outage. Normally a change reaches
@@ -49,7 +50,7 @@ from seatlock.auth import users
 from seatlock.auth.tokens import Principal
 from seatlock.errors import Unauthorized
 from seatlock.models import Role, User, UserStatus
-from seatlock.redis_client import REDIS_DOWN, RedisClient
+from seatlock.redis_client import REDIS_DOWN, Breaker, RedisClient
 from seatlock.settings import Settings
 
 logger = logging.getLogger("seatlock")
@@ -171,19 +172,21 @@ class StampCache:
             return None if change is None else change[0]
         return await self._from_database(user_id)
 
-    async def follow_until(self, stop: asyncio.Event) -> None:
-        """Until `stop`: read the feed's new entries every `FEED_POLL_SECONDS`."""
-        unreachable = False
+    async def follow_until(self, stop: asyncio.Event, breaker: Breaker) -> None:
+        """Until `stop`: read the feed's new entries every `FEED_POLL_SECONDS`. While the
+        breaker skips Redis the feed is not read either, and that counts as a failed read."""
         while not stop.is_set():
+            answering = self._failing_since is None
             try:
-                await self.read_feed()
-                unreachable = False
+                _, read = await breaker.attempt(self.read_feed, None)
             # Any failure, not only an outage: the loop must outlive it, and the check then
             # gives way to PostgreSQL after the bound, as for an outage.
             except Exception as exc:
-                if not unreachable:
+                if answering:
                     logger.warning("account changes unread (%r): PostgreSQL answers", exc)
-                unreachable = True
+                read = False
+            if not read:
+                self._reads_failed()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), FEED_POLL_SECONDS)
 
@@ -200,11 +203,14 @@ class StampCache:
                 if len(entries) < FEED_ENTRIES_PER_READ:
                     break
         except Exception:
-            if self._failing_since is None:
-                self._failing_since = self._clock()
+            self._reads_failed()
             raise
         self._answered, self._failing_since = True, None
         self._forget_old_changes()
+
+    def _reads_failed(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = self._clock()
 
     def _apply(self, entry_id: str, fields: dict[str, str]) -> None:
         self._last_entry = entry_id
