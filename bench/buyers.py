@@ -10,7 +10,7 @@ from collections import defaultdict
 
 from bench.recorder import Recorder
 from bench.sale import SeatInfo
-from bench.steps import Ask, Buyer, Conflicted, Design, Sale, pay
+from bench.steps import Ask, Busy, Buyer, Conflicted, Design, Sale, pay
 from bench.wire import WireError
 
 # How a buyer picks seats: chosen seats in the hot section, anywhere, or best available.
@@ -88,6 +88,9 @@ async def _try_once(
         board.give_back((ask.seat_ids or []) + conflict.seats, conflict.taken)
     except WireError:
         board.give_back(ask.seat_ids or [], [])
+    except Busy as busy:
+        board.give_back(ask.seat_ids or [], [])
+        await asyncio.sleep(busy.retry_after)
 
 
 async def buyer_loop(

@@ -21,12 +21,24 @@ import msgspec
 
 from bench.recorder import Recorder
 from bench.sale import SeatInfo
-from bench.steps import Ask, Buyer, Claim, Conflicted, Design, Sale, pay, timed
+from bench.steps import (
+    Ask,
+    Busy,
+    Buyer,
+    Claim,
+    Conflicted,
+    Design,
+    Sale,
+    busy_steps,
+    pay,
+    raise_if_busy,
+    timed,
+)
 from bench.wire import WireError
 
 QUANTITIES = ((1, 0.2), (2, 0.45), (3, 0.15), (4, 0.2))
-# A snapshot read answered 304 is recorded under this step.
-UNCHANGED = {304: "read_unchanged"}
+# A snapshot read answered 304 is recorded as step `read_unchanged`.
+READ_STEPS = {304: "read_unchanged", **busy_steps("read")}
 # Windows of adjacent seats a front-row buyer chooses among: small, so buyers collide.
 FRONT_CHOICES = 3
 MAX_RETRY_SECONDS = 2.0
@@ -145,7 +157,10 @@ class SeatMapReads:
         self.seats = seats
 
     async def read(self, buyer: Buyer, recorder: Recorder) -> Availability | None:
-        reply = await timed(recorder, "read", buyer.service, "GET", self.path, None, buyer.headers)
+        reply = await timed(
+            recorder, "read", buyer.service, "GET", self.path, None, buyer.headers, READ_STEPS
+        )
+        raise_if_busy(recorder, "read", reply)
         if reply.status != 200:
             recorder.error("read", f"HTTP {reply.status}")
             return None
@@ -172,7 +187,10 @@ class SnapshotReads:
         async with self._loading:
             if self._by_index is None:
                 path = self.layout_path
-                reply = await timed(recorder, "layout", buyer.service, "GET", path)
+                reply = await timed(
+                    recorder, "layout", buyer.service, "GET", path, None, None, busy_steps("layout")
+                )
+                raise_if_busy(recorder, "layout", reply)
                 if reply.status != 200:
                     recorder.error("layout", f"HTTP {reply.status}")
                     return None
@@ -191,8 +209,9 @@ class SnapshotReads:
         seen = self._views.get(buyer.index)
         headers = buyer.headers if seen is None else {**buyer.headers, "If-None-Match": seen[0]}
         reply = await timed(
-            recorder, "read", buyer.service, "GET", self.path, None, headers, UNCHANGED
+            recorder, "read", buyer.service, "GET", self.path, None, headers, READ_STEPS
         )
+        raise_if_busy(recorder, "read", reply)
         if reply.status == 304 and seen is not None:
             return seen[1]
         if reply.status != 200:
@@ -274,6 +293,11 @@ class Crowd:
                 outcome = await self._try(buyer, who, rng)
             except Conflicted:
                 refusals, outcome = refusals + 1, "refused"
+            except Busy as busy:
+                # Back after Retry-After, spread out so that the crowd does not return at once.
+                if await self.nap(busy.retry_after * rng.uniform(1.0, 2.0)):
+                    break
+                continue
             except WireError:
                 outcome = "refused"
             if outcome not in ("refused", "nothing free"):

@@ -38,6 +38,8 @@ class Recorder:
         self.latencies: defaultdict[str, list[float]] = defaultdict(list)
         self.conflicts: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
+        # 503s with Retry-After per step: the buyer waited and tried again.
+        self.busy: Counter[str] = Counter()
         # (seconds since start, latency in ms, won) of every contended-step attempt.
         self.contended: list[tuple[float, float, bool]] = []
         # (seconds since start, seats) of every paid checkout.
@@ -95,6 +97,7 @@ class Recorder:
             "latencies": dict(self.latencies),
             "conflicts": dict(self.conflicts),
             "errors": dict(self.errors),
+            "busy": dict(self.busy),
             "contended": self.contended,
             "checkouts": self.checkouts,
             "outcomes": dict(self.outcomes),
@@ -105,6 +108,7 @@ class Recorder:
             self.latencies[step] += values
         self.conflicts.update(dump["conflicts"])
         self.errors.update(dump["errors"])
+        self.busy.update(dump["busy"])
         self.contended += [tuple(c) for c in dump["contended"]]
         self.checkouts += [tuple(c) for c in dump["checkouts"]]
         self.outcomes.update(dump["outcomes"])

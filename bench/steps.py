@@ -73,6 +73,31 @@ class Conflicted(Exception):
         self.seats = seats or []
 
 
+class Busy(Exception):
+    """A 503 that says when to come back (Retry-After): the buyer waits, then tries again."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__("busy")
+        self.retry_after = retry_after
+
+
+# A step answered 503 with Retry-After is recorded under the step's name and this suffix,
+# so that the step's own latencies are those of its answers.
+BUSY_SUFFIX = "_busy"
+
+
+def busy_steps(step: str) -> dict[int, str]:
+    return {503: step + BUSY_SUFFIX}
+
+
+def raise_if_busy(recorder: Recorder, step: str, reply: Reply) -> None:
+    """A 503 with Retry-After is counted as such (not as an error) and raised as Busy."""
+    retry_after = reply.headers.get("retry-after")
+    if reply.status == 503 and retry_after is not None:
+        recorder.busy[step] += 1
+        raise Busy(float(retry_after))
+
+
 async def timed(
     recorder: Recorder,
     step: str,
@@ -126,7 +151,10 @@ async def contend(
 ) -> Claim | None:
     """The contended step of either design: POST the ask, get an id and seats."""
     started = time.monotonic()
-    reply = await timed(recorder, step, conn, "POST", path, ask.body(), buyer.headers)
+    reply = await timed(
+        recorder, step, conn, "POST", path, ask.body(), buyer.headers, busy_steps(step)
+    )
+    raise_if_busy(recorder, step, reply)
     recorder.contended_step(started, reply.status == 201)
     if not settled(recorder, step, reply, 201):
         refused(reply)

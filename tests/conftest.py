@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import msgspec
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -117,15 +119,28 @@ async def clean_state(engine: AsyncEngine, redis: Redis) -> None:
     await redis.flushdb()
 
 
+# Building the app takes a quarter of a second (Litestar makes a model of every route's
+# signature), most of a simple test's set-up: each process keeps the apps it built, by
+# settings, and hands an idle one to the next client. Every client starts its app afresh:
+# the lifespan creates every resource, cache and background loop again. Two clients open
+# at once (a test's two workers) get an app each.
+_idle_apps: defaultdict[Settings, list[Litestar]] = defaultdict(list)
+
+
 @pytest.fixture
 def client_with(settings: Settings) -> ClientWith:
     """Opens clients of the app with some settings changed (the one way tests change them)."""
 
     @asynccontextmanager
     async def open_client(**changes: Any) -> AsyncIterator[Client]:
-        app = create_app(msgspec.structs.replace(settings, **changes))
-        async with AsyncTestClient(app=app) as client:
-            yield client
+        changed = msgspec.structs.replace(settings, **changes)
+        idle = _idle_apps[changed]
+        app = idle.pop() if idle else create_app(changed)
+        try:
+            async with AsyncTestClient(app=app) as client:
+                yield client
+        finally:
+            idle.append(app)
 
     return open_client
 

@@ -38,6 +38,8 @@ MODE_FIELDS = {
     "conflicts_total",
     "errors",
     "errors_total",
+    "busy",
+    "busy_total",
     "outcomes",
     "latency_ms",
     "contended_latency_ms",

@@ -55,6 +55,7 @@ from seatlock.queue.routes import queue_router
 from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
+from seatlock.shedding import Backlog, shed_if_busy
 
 # The name of every task a worker runs besides its requests, before what the task does.
 BACKGROUND = "seatlock background: "
@@ -126,8 +127,10 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
 async def check_request(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """The guard of every route: who may call it, then whether its body is JSON. One guard
-    rather than two, since Litestar copies the route handler for each guard it runs."""
+    """The guard of every route: whether the worker is too busy for it, who may call it,
+    then whether its body is JSON. One guard rather than three, since Litestar copies the
+    route handler for each guard it runs."""
+    shed_if_busy(connection, handler)
     await authorize(connection, handler)
     await require_json(connection, handler)
 
@@ -193,6 +196,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     configure_logging(settings.log_format)
+    app.state.backlog = Backlog(app.asgi_handler)
     # Outside the router, so that every request is timed, counted and logged, 404s too.
-    app.asgi_handler = RequestObserver(app.asgi_handler)
+    app.asgi_handler = RequestObserver(app.state.backlog)
     return app

@@ -86,7 +86,8 @@ MEANINGS: Final = {
     415: "The request body is not JSON",
     422: "Well-formed, but it cannot be carried out as asked",
     429: "Too many requests; retry after Retry-After seconds",
-    503: "PostgreSQL or Redis is unavailable; retry after Retry-After seconds",
+    503: "PostgreSQL or Redis is unavailable, or the service is too busy for the request; "
+    "retry after Retry-After seconds",
 }
 
 # Request examples for the main flows of a buyer, by operationId.

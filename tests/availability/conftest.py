@@ -14,31 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from seatlock.app import create_app
 from seatlock.settings import Settings
+from tests.live_server import serving
 
 # Long enough for a loaded two-core machine; a test waits this long at most for an event
 # it expects, never for time to pass.
 PATIENCE_SECONDS = 15.0
-
-
-@contextlib.asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the service served by uvicorn on a free port, with these settings."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        yield client
-    server.should_exit = True
-    await task
 
 
 @pytest.fixture

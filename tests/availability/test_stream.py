@@ -23,10 +23,11 @@ from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.holds.store import HoldStore
 from seatlock.models import EventStatus
 from seatlock.settings import Settings
-from tests.availability.conftest import SseEvent, StreamReader, serving, streaming
+from tests.availability.conftest import SseEvent, StreamReader, streaming
 from tests.buying import booked, expire_now, hold, initiate, pay, sandbox_callback, verify
 from tests.clients import UserFactory
 from tests.factories import create_event
+from tests.live_server import serving
 
 # The bound: a hold's expiry reaches the stream within 2 s of its TTL.
 EXPIRY_REPORTED_WITHIN_SECONDS = 2.0

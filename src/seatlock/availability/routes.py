@@ -67,6 +67,7 @@ def _not_modified(headers: dict[str, str]) -> Response[Any]:
 @get(
     "/events/{event_id:uuid}/layout",
     roles=PUBLIC,
+    shed_when_busy=True,
     summary="The seat layout of an event",
     description=(
         "Every seat of the event in layout order: sections, then rows, in natural order of "
@@ -110,6 +111,7 @@ async def get_layout(
 @get(
     "/events/{event_id:uuid}/availability",
     roles=PUBLIC,
+    shed_when_busy=True,
     response_headers=[
         ResponseHeader(
             name="ETag",

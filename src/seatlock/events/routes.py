@@ -176,7 +176,7 @@ def event_detail(view: EventView) -> EventDetail:
     )
 
 
-@get("/events", roles=PUBLIC)
+@get("/events", roles=PUBLIC, shed_when_busy=True)
 async def list_events(
     request: Request[Any, Any, Any],
     db_session: deps.DbSession,
@@ -201,7 +201,7 @@ def _starts(event: Event) -> tuple[datetime, uuid.UUID]:
     return event.starts_at, event.id
 
 
-@get("/events/{event_id:uuid}", roles=PUBLIC)
+@get("/events/{event_id:uuid}", roles=PUBLIC, shed_when_busy=True)
 async def get_event(
     event_id: FromPath[uuid.UUID], db_session: deps.DbSession, viewer: deps.Viewer
 ) -> EventDetail:
@@ -227,7 +227,12 @@ def _seat_out(
     )
 
 
-@get("/events/{event_id:uuid}/seats", roles=PUBLIC, operation_id="getSeatMap")
+@get(
+    "/events/{event_id:uuid}/seats",
+    roles=PUBLIC,
+    operation_id="getSeatMap",
+    shed_when_busy=True,
+)
 async def get_seats(
     event_id: FromPath[uuid.UUID],
     db_session: deps.DbSession,

@@ -60,6 +60,7 @@ class LiveHoldOut(msgspec.Struct):
     "/events/{event_id:uuid}/holds",
     roles=SIGNED_IN,
     status_code=201,
+    shed_when_busy=True,
     problems=(409, 410, 429),
 )
 async def create_hold(
