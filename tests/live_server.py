@@ -16,6 +16,10 @@ from seatlock.app import create_app
 from seatlock.settings import Settings
 from seatlock.testing.servers import Backends, uvicorn_server
 
+# For a race among buyers: every request reaches the seats. A worker shedding load would
+# answer some of them 503 (tests/test_shedding.py).
+NO_SHEDDING = {"SEATLOCK_SHED_BACKLOG": "0"}
+
 
 @contextmanager
 def live_server(

@@ -52,9 +52,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     port: int = 8000
     workers: int = 1
     db_pool_size: int = 20
-    # Load shedding (shedding.py): past this many requests taken and not yet answering, a
-    # worker answers new holds and reads 503 at once. 0 never sheds.
-    shed_backlog: int = 128
+    # Load shedding (shedding.py): with this many holds and reads in hand and not yet
+    # answering, a worker answers the next ones 503 at once. 0 never sheds.
+    shed_backlog: int = 32
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "seatlock"

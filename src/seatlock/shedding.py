@@ -3,18 +3,19 @@ Retry-After) instead of queueing them, and goes on with everything else.
 
 In a flash sale's first seconds thousands of buyers click at once. Queued, every request
 waits behind all the others: in the benchmark's arrival burst holds waited 14-21 s, and so
-did the bookings and payments of buyers who already had their seats. What a worker is
-behind by is its backlog: the HTTP requests it has taken that have not started their
-answer yet. Past `shed_backlog` of them, the routes marked `shed_when_busy` (event pages,
-seat maps, availability, new holds: what a buyer simply asks again) answer 503 at once;
-checkout steps (bookings, payments), releases, sign-in and the waiting room are never
-refused here, so a buyer who got seats gets to pay for them. A streamed answer leaves the
-backlog when its first bytes go out.
+did the bookings and payments of buyers who already had their seats (each of their
+PostgreSQL round trips waits a full turn of the busy event loop). The routes marked
+`shed_when_busy` (event pages, seat maps, availability, new holds: what a buyer simply asks
+again) are counted while they are in hand, from the guard until their answer starts; past
+`shed_backlog` of them, the next one answers 503 at once. Checkout steps (bookings,
+payments), releases, sign-in and the waiting room are neither counted nor refused: a
+payment waiting on its provider says nothing about how busy the worker is, and a buyer
+who got seats gets to pay for them. A streamed answer stops counting once it has started.
 """
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
@@ -25,6 +26,8 @@ from seatlock.errors import Unavailable
 
 # The route option (`@get(..., shed_when_busy=True)`) of what may be refused when busy.
 SHED_WHEN_BUSY: Final = "shed_when_busy"
+# Marks the scope of a request that the backlog counts.
+_COUNTED: Final = "seatlock.backlog"
 
 
 class Busy(Unavailable):
@@ -35,7 +38,8 @@ class Busy(Unavailable):
 
 
 class Backlog:
-    """One per process: the HTTP requests taken and not yet answering. Wraps the app."""
+    """One per process: the requests of `shed_when_busy` routes in hand, not yet answering.
+    Wraps the app, to see each answer start."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,29 +49,43 @@ class Backlog:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        self.waiting += 1
         answering = False
 
         async def send_answer(message: Message) -> None:
             nonlocal answering
             if not answering and message["type"] == "http.response.start":
                 answering = True
-                self.waiting -= 1
+                self._done(scope)
             await send(message)
 
         try:
             await self.app(scope, receive, send_answer)
         finally:
             if not answering:
-                self.waiting -= 1
+                self._done(scope)
+
+    def take(self, scope: Scope, limit: int) -> None:
+        """Counts the request in, or refuses it while `limit` are in hand (0: no limit)."""
+        if limit and self.waiting >= limit:
+            raise Busy()
+        self.waiting += 1
+        _marks(scope)[_COUNTED] = True
+
+    def _done(self, scope: Scope) -> None:
+        marks = _marks(scope)
+        if marks.pop(_COUNTED, False):
+            self.waiting -= 1
+
+
+def _marks(scope: Scope) -> dict[str, Any]:
+    """The scope as a plain dict: Litestar passes the same one from the wrapper to the
+    guard, so a mark the guard sets is seen when the answer starts."""
+    return cast(dict[str, Any], scope)
 
 
 def shed_if_busy(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
-    """Refuses a request of a `shed_when_busy` route while the worker is far behind."""
-    if not handler.opt.get(SHED_WHEN_BUSY):
-        return
-    state = connection.app.state
-    limit: int = state.settings.shed_backlog
-    # The backlog counts this request too.
-    if limit and state.backlog.waiting > limit:
-        raise Busy()
+    """Counts a request of a `shed_when_busy` route, or refuses it while the worker has
+    `shed_backlog` such requests in hand."""
+    if handler.opt.get(SHED_WHEN_BUSY):
+        state = connection.app.state
+        state.backlog.take(connection.scope, state.settings.shed_backlog)

@@ -22,7 +22,7 @@ from seatlock.models import Role
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
 from tests.factories import create_event
-from tests.live_server import live_server
+from tests.live_server import NO_SHEDDING, live_server
 from tests.oracle import assert_consistent, double_sold_seats
 
 SHORT = HoldPolicy(ttl_ms=300, max_extensions=0, max_lifetime_ms=300, seat_cap=10)
@@ -118,7 +118,7 @@ async def test_flushall_in_the_middle_of_a_sale_sells_no_seat_twice(
             await asyncio.sleep(0.05)
             await redis.flushall()
 
-    with live_server(settings, workers=2) as base_url:
+    with live_server(settings, workers=2, extra_env=NO_SHEDDING) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
             results = await asyncio.gather(*(buy(http, b) for b in buyers), flush_repeatedly())
             statuses = [s for s in results if s is not None]
@@ -157,7 +157,7 @@ async def test_many_buyers_booking_overlapping_seats_over_http(
         assert booked.status_code == 201, booked.text
         return [seat["id"] for seat in booked.json()["seats"]]
 
-    with live_server(settings, workers=2) as base_url:
+    with live_server(settings, workers=2, extra_env=NO_SHEDDING) as base_url:
         limits = httpx.Limits(max_connections=len(buyers))
         async with httpx.AsyncClient(base_url=base_url, timeout=30, limits=limits) as http:
             won = await asyncio.gather(

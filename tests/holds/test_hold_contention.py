@@ -14,7 +14,7 @@ from seatlock.holds.store import HoldStore
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
 from tests.factories import create_event
-from tests.live_server import live_server
+from tests.live_server import NO_SHEDDING, live_server
 
 BUYERS = 200
 SEATS = 50
@@ -30,8 +30,7 @@ async def test_overlapping_holds_never_share_a_seat(
     chooser = random.Random(7)
     wanted = [chooser.sample(seat_ids, chooser.randint(1, 4)) for _ in range(BUYERS)]
 
-    # Every hold reaches the seats: a worker shedding load would answer some of them 503.
-    with live_server(settings, workers=2, extra_env={"SEATLOCK_SHED_BACKLOG": "0"}) as base_url:
+    with live_server(settings, workers=2, extra_env=NO_SHEDDING) as base_url:
         limits = httpx.Limits(max_connections=BUYERS)
         async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as http:
             responses = await asyncio.gather(
