@@ -29,14 +29,12 @@ from sqlalchemy import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import conditions, cpu, pgstats, sale, targets, wrk
+from bench.loadgen import NO_SHEDDING
 from seatlock.models import Role
 from seatlock.testing import accounts
 from seatlock.testing.servers import SERVERS, app_server, embedded_backends
 
 HOT_SEATS = 100
-# The step's own capacity, every request queued as the baseline queues them: the service
-# sheds no load here (flash_sale.py measures it shedding).
-NO_SHEDDING = {"SEATLOCK_SHED_BACKLOG": "0"}
 BUYERS = 1000
 WARM_UP_SECONDS = 1.0
 # Per design: the claim's path (for an event id), the release's path prefix, the server.
