@@ -29,10 +29,9 @@ from sqlalchemy import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import conditions, cpu, pgstats, sale, targets, wrk
-from bench.loadgen import NO_SHEDDING
 from seatlock.models import Role
 from seatlock.testing import accounts
-from seatlock.testing.servers import SERVERS, app_server, embedded_backends
+from seatlock.testing.servers import NO_SHEDDING, SERVERS, app_server, embedded_backends
 
 HOT_SEATS = 100
 BUYERS = 1000

@@ -22,12 +22,9 @@ from bench.sale import SeatInfo
 from bench.wire import Connection, WireError
 from seatlock.models import Role
 from seatlock.testing import accounts
-from seatlock.testing.servers import Backends, app_server, embedded_backends
+from seatlock.testing.servers import NO_SHEDDING, Backends, app_server, embedded_backends
 
 _STARTED = time.monotonic()
-# What a path costs, every request queued (as the baseline queues them): the service sheds
-# no load in these benchmarks; flash_sale.py measures it shedding.
-NO_SHEDDING = {"SEATLOCK_SHED_BACKLOG": "0"}
 
 
 def progress(line: str) -> None:

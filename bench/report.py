@@ -18,13 +18,13 @@ DESIGNS = {
 }
 STEPS = (
     "layout",
+    "layout_busy",
     "read",
     "read_unchanged",
     "read_busy",
     "hold",
     "hold_busy",
     "lock_txn",
-    "lock_txn_busy",
     "book",
     "release",
     "cancel",
@@ -207,7 +207,7 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any], str | None], ...] = (
     ("contended p99 (ms)", lambda m: m["contended_latency_ms"]["p99"], "contended_p99"),
     ("409s (all steps)", lambda m: m["conflicts_total"], None),
     ("errors (all steps)", lambda m: m["errors_total"], None),
-    ("503s with Retry-After, tried again (all steps)", lambda m: m["busy_total"], None),
+    ("requests shed (503 overloaded), tried again", lambda m: m["busy_total"], None),
     ("PG transactions (commit + rollback)", lambda m: m["pg_transactions"], None),
     ("PG rollbacks", lambda m: m["pg_rollbacks"], None),
     (

@@ -81,8 +81,8 @@ class Busy(Exception):
         self.retry_after = retry_after
 
 
-# A step answered 503 with Retry-After is recorded under the step's name and this suffix,
-# so that the step's own latencies are those of its answers.
+# A step answered 503 is recorded under the step's name and this suffix, so that the
+# step's own latencies are those of its answers.
 BUSY_SUFFIX = "_busy"
 
 
@@ -90,12 +90,30 @@ def busy_steps(step: str) -> dict[int, str]:
     return {503: step + BUSY_SUFFIX}
 
 
+# The problem type of a request a worker shed (seatlock/shedding.py).
+SHED = "/problems/overloaded"
+
+
 def raise_if_busy(recorder: Recorder, step: str, reply: Reply) -> None:
-    """A 503 with Retry-After is counted as such (not as an error) and raised as Busy."""
+    """A 503 with Retry-After is raised as Busy: the buyer comes back then. A shed request
+    is counted as such, any other 503 (an outage, no free database connection) as an
+    error."""
     retry_after = reply.headers.get("retry-after")
-    if reply.status == 503 and retry_after is not None:
+    if reply.status != 503 or retry_after is None:
+        return
+    if _problem_type(reply) == SHED:
         recorder.busy[step] += 1
-        raise Busy(float(retry_after))
+    else:
+        recorder.error(step, "HTTP 503")
+    raise Busy(float(retry_after))
+
+
+def _problem_type(reply: Reply) -> str | None:
+    try:
+        found = reply.json().get("type")
+    except (msgspec.DecodeError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None
 
 
 async def timed(

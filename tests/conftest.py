@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,7 @@ from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
 from seatlock.holds.scripts import register_scripts
 from seatlock.holds.store import HoldStore
 from seatlock.models import Base, Role
+from seatlock.ops.request_log import configure_logging
 from seatlock.settings import Settings
 from tests.clients import PASSWORD, TEST_SECRET, Client, ClientWith, UserFactory
 
@@ -100,6 +102,18 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 
 @pytest.fixture
+def frozen_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
+    """A Valkey of the test's own, for the test to freeze (SIGSTOP); thawed and stopped
+    after it."""
+    server = EmbeddedValkey(tmp_path / "valkey")
+    server.start()
+    yield server
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture
 def store(redis: Redis) -> HoldStore:
     """The hold layer on the test loop (the app's own clients live on the app's loop)."""
     return HoldStore(redis, register_scripts(redis))
@@ -121,9 +135,10 @@ async def clean_state(engine: AsyncEngine, redis: Redis) -> None:
 
 # Building the app takes a quarter of a second (Litestar makes a model of every route's
 # signature), most of a simple test's set-up: each process keeps the apps it built, by
-# settings, and hands an idle one to the next client. Every client starts its app afresh:
-# the lifespan creates every resource, cache and background loop again. Two clients open
-# at once (a test's two workers) get an app each.
+# settings, and hands an idle one to the next client. The client starts it again: its
+# lifespan creates every resource, cache and background loop of `app.state` anew. Two
+# clients open at once (a test's two workers) get an app each; an app whose test failed,
+# or left requests counted for load shedding, is not used again.
 _idle_apps: defaultdict[Settings, list[Litestar]] = defaultdict(list)
 
 
@@ -136,10 +151,11 @@ def client_with(settings: Settings) -> ClientWith:
         changed = msgspec.structs.replace(settings, **changes)
         idle = _idle_apps[changed]
         app = idle.pop() if idle else create_app(changed)
-        try:
-            async with AsyncTestClient(app=app) as client:
-                yield client
-        finally:
+        # Another app may have set the process's logging up since this one was built.
+        configure_logging(changed.log_format)
+        async with AsyncTestClient(app=app) as client:
+            yield client
+        if app.state.backlog.in_hand == 0:
             idle.append(app)
 
     return open_client

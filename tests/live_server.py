@@ -16,10 +16,6 @@ from seatlock.app import create_app
 from seatlock.settings import Settings
 from seatlock.testing.servers import Backends, uvicorn_server
 
-# For a race among buyers: every request reaches the seats. A worker shedding load would
-# answer some of them 503 (tests/test_shedding.py).
-NO_SHEDDING = {"SEATLOCK_SHED_BACKLOG": "0"}
-
 
 @contextmanager
 def live_server(
@@ -47,8 +43,10 @@ async def serving_app(app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-        yield client
-    server.should_exit = True
-    await task
+    try:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await task

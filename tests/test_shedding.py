@@ -1,46 +1,95 @@
-"""Load shedding on a real socket (uvicorn in the test's loop, real PostgreSQL and Valkey): a
-worker with more requests waiting for their answer than `shed_backlog` refuses new holds
-and reads at once with 503 and Retry-After, changes nothing for them, and serves
-everything else; a streamed answer stops counting once it has started."""
+"""Load shedding: a worker with `shed_backlog` holds and reads in hand refuses the next ones
+at once with 503 and Retry-After, changes nothing for them, and serves everything else.
+On a real socket (uvicorn in the test's loop) with real PostgreSQL and Valkey; the count
+itself also against a bare ASGI app."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import cast
 
 import httpx
 import msgspec
-from litestar import Litestar
+import pytest
 from litestar.types import ASGIApp, Receive, ReceiveMessage, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import create_app
+from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.settings import Settings
+from seatlock.shedding import Backlog
 from tests.clients import UserFactory, assert_problem
 from tests.factories import create_event
 from tests.live_server import serving_app
 from tests.oracle import assert_consistent
 
+# Long enough for a loaded two-core machine; the test waits this long at most.
+PATIENCE_SECONDS = 15.0
 
-async def _stalled(
-    live: httpx.AsyncClient, path: str, buyer: dict[str, str], body: bytes, sent: asyncio.Event
-) -> httpx.Response:
-    """A POST whose body's last bytes arrive only once `sent` is set: until then the worker
-    has it in hand and cannot answer it."""
 
-    async def chunks() -> AsyncIterator[bytes]:
-        yield body[:1]
-        await sent.wait()
-        yield body[1:]
+async def _until(condition: Callable[[], bool]) -> None:
+    async with asyncio.timeout(PATIENCE_SECONDS):
+        while not condition():
+            await asyncio.sleep(0.01)
 
-    headers = {**buyer, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}
-    return await live.post(path, content=chunks(), headers=headers)
+
+def _seats(*seats: uuid.UUID) -> bytes:
+    return msgspec.json.encode({"seat_ids": [str(s) for s in seats]})
+
+
+async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
+    settings: Settings,
+    make_user: UserFactory,
+    engine: AsyncEngine,
+    frozen_valkey: EmbeddedValkey,
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    holds = f"/api/events/{event.id}/holds"
+    first, second, third = event.seat_ids[:3]
+    # Two holds in hand: Redis does not answer them until it is thawed.
+    changed = {"redis_url": frozen_valkey.url, "redis_timeout_seconds": 60, "shed_backlog": 2}
+    app = create_app(msgspec.structs.replace(settings, **changed))
+    assert frozen_valkey.process is not None
+    async with serving_app(app) as live:
+        os.kill(frozen_valkey.process.pid, signal.SIGSTOP)
+        stalled = [
+            asyncio.create_task(live.post(holds, content=_seats(seat), headers=buyer))
+            for seat in (first, second)
+        ]
+        await _until(lambda: app.state.backlog.in_hand == 2)
+
+        shed = [
+            await live.post(holds, content=_seats(third), headers=buyer),
+            await live.get(f"/api/events/{event.id}/availability"),
+            await live.get(f"/api/events/{event.id}/seats"),
+            await live.get(f"/api/events/{event.id}"),
+        ]
+        own_bookings = await live.get("/api/bookings/my-bookings", headers=buyer)
+        alive = await live.get("/health/live")
+        os.kill(frozen_valkey.process.pid, signal.SIGCONT)
+        stalled_holds = await asyncio.gather(*stalled)
+        held_after = await live.post(holds, content=_seats(third), headers=buyer)
+        in_hand_after = app.state.backlog.in_hand
+
+    for answer in shed:
+        assert_problem(answer, 503, "overloaded")
+        assert answer.headers["retry-after"] == "1"
+    assert own_bookings.status_code == alive.status_code == 200
+    assert [answer.status_code for answer in stalled_holds] == [201, 201]
+    assert held_after.status_code == 201, held_after.text
+    assert in_hand_after == 0
+    held_seats = sorted(s for a in [*stalled_holds, held_after] for s in a.json()["seats"])
+    assert held_seats == sorted(str(s) for s in (first, second, third))
+    assert await assert_consistent(engine, event.id) == 0
 
 
 class ReadingBodies:
-    """Wraps an app: how many requests are past their guard, waiting for the rest of their
-    body (a handler reads its body after the guard)."""
+    """Wraps an app: how many requests are waiting for the rest of their body."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -59,104 +108,111 @@ class ReadingBodies:
         await self.app(scope, counted, send)
 
 
-async def _backlog_reaches(app: Litestar, waiting: int) -> None:
-    while app.state.backlog.waiting < waiting:
-        await asyncio.sleep(0.01)
+async def _half_sent(
+    live: httpx.AsyncClient, path: str, buyer: dict[str, str], body: bytes, sent: asyncio.Event
+) -> httpx.Response:
+    """A POST whose body's last bytes arrive only once `sent` is set."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body[:1]
+        await sent.wait()
+        yield body[1:]
+
+    headers = {**buyer, "Idempotency-Key": str(uuid.uuid4()), "Content-Type": "application/json"}
+    return await live.post(path, content=chunks(), headers=headers)
 
 
-def _seats(*seats: uuid.UUID) -> bytes:
-    return msgspec.json.encode({"seat_ids": [str(s) for s in seats]})
-
-
-async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
+async def test_half_sent_bodies_and_other_routes_in_hand_do_not_count(
     settings: Settings, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
+    # A client that stalls half-way through a hold's body holds no slot; a booking or a
+    # payment waiting on PostgreSQL or its provider says nothing about how busy it is.
     event = await create_event(engine)
     buyer = await make_user()
     holds = f"/api/events/{event.id}/holds"
-    first, second, third = event.seat_ids[:3]
     app = create_app(msgspec.structs.replace(settings, shed_backlog=2))
-    async with serving_app(app) as live:
-        sent = asyncio.Event()
-        stalled = [
-            asyncio.create_task(_stalled(live, holds, buyer, _seats(seat), sent))
-            for seat in (first, second)
-        ]
-        await _backlog_reaches(app, 2)
-
-        shed = [
-            await live.post(holds, content=_seats(third), headers=buyer),
-            await live.get(f"/api/events/{event.id}/availability"),
-            await live.get(f"/api/events/{event.id}/seats"),
-            await live.get(f"/api/events/{event.id}"),
-        ]
-        own_holds = await live.get("/api/holds", headers=buyer)
-        alive = await live.get("/health/live")
-        sent.set()
-        stalled_holds = await asyncio.gather(*stalled)
-        held_after = await live.post(holds, content=_seats(third), headers=buyer)
-        waiting_after = app.state.backlog.waiting
-
-    for answer in shed:
-        assert_problem(answer, 503, "unavailable")
-        assert answer.headers["retry-after"] == "1"
-    assert own_holds.status_code == alive.status_code == 200
-    assert own_holds.json()["items"] == []
-    assert [answer.status_code for answer in stalled_holds] == [201, 201]
-    assert held_after.status_code == 201, held_after.text
-    assert waiting_after == 0
-    assert await assert_consistent(engine, event.id) == 0
-
-
-async def test_requests_of_other_routes_in_hand_do_not_count(
-    settings: Settings, make_user: UserFactory, engine: AsyncEngine
-) -> None:
-    # A booking or a payment waiting on PostgreSQL or on its provider says nothing about how
-    # busy the worker is.
-    event = await create_event(engine)
-    buyer = await make_user()
-    app = create_app(msgspec.structs.replace(settings, shed_backlog=1))
     reading = ReadingBodies(app.asgi_handler)
     app.asgi_handler = reading
     async with serving_app(app) as live:
         sent = asyncio.Event()
-        booking = b'{"hold_id": "no-such-hold"}'
-        stalled = [
-            asyncio.create_task(_stalled(live, "/api/bookings", buyer, booking, sent))
-            for _ in range(3)
+        bodies = [
+            (holds, _seats(event.seat_ids[0])),
+            (holds, _seats(event.seat_ids[1])),
+            ("/api/bookings", b'{"hold_id": "no-such-hold"}'),
+            ("/api/bookings", b'{"hold_id": "no-such-hold"}'),
         ]
-        while reading.waiting < 3:
-            await asyncio.sleep(0.01)
-        waiting_while_stalled = app.state.backlog.waiting
-        held = await live.post(
-            f"/api/events/{event.id}/holds", content=_seats(event.seat_ids[0]), headers=buyer
-        )
+        stalled = [
+            asyncio.create_task(_half_sent(live, path, buyer, body, sent)) for path, body in bodies
+        ]
+        await _until(lambda: reading.waiting == len(bodies))
+        in_hand_while_stalled = app.state.backlog.in_hand
+        held = await live.post(holds, content=_seats(event.seat_ids[2]), headers=buyer)
         sent.set()
-        bookings = await asyncio.gather(*stalled)
+        answers = await asyncio.gather(*stalled)
 
-    assert waiting_while_stalled == 0
+    assert in_hand_while_stalled == 0
     assert held.status_code == 201, held.text
-    assert {answer.status_code for answer in bookings} == {404}
-    await assert_consistent(engine, event.id)
+    assert [answer.status_code for answer in answers] == [201, 201, 404, 404]
+    assert await assert_consistent(engine, event.id) == 0
 
 
-async def test_a_streamed_answer_stops_counting_once_it_has_started(
-    settings: Settings, make_user: UserFactory, engine: AsyncEngine
-) -> None:
+async def test_a_refused_request_frees_its_slot(settings: Settings, engine: AsyncEngine) -> None:
     event = await create_event(engine)
-    buyer = await make_user()
     app = create_app(msgspec.structs.replace(settings, shed_backlog=1))
     async with serving_app(app) as live:
-        stream = f"/api/events/{event.id}/availability/stream"
-        async with live.stream("GET", stream) as changes:
-            waiting_while_streaming = app.state.backlog.waiting
-            held = await live.post(
-                f"/api/events/{event.id}/holds",
-                json={"seat_ids": [str(event.seat_ids[0])]},
-                headers=buyer,
-            )
+        unsigned = [
+            await live.post(f"/api/events/{event.id}/holds", content=_seats(seat))
+            for seat in event.seat_ids[:2]
+        ]
+        in_hand = app.state.backlog.in_hand
 
-    assert changes.status_code == 200
-    assert waiting_while_streaming == 0
-    assert held.status_code == 201, held.text
-    await assert_consistent(engine, event.id)
+    assert [answer.status_code for answer in unsigned] == [401, 401]
+    assert in_hand == 0
+
+
+def _http_scope() -> Scope:
+    return cast(Scope, {"type": "http", "method": "GET", "path": "/", "headers": []})
+
+
+async def _nothing() -> ReceiveMessage:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def test_an_answer_that_has_started_stops_counting() -> None:
+    # A streamed answer goes on for as long as its client listens.
+    started, finish = asyncio.Event(), asyncio.Event()
+
+    async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
+        backlog.take(scope, limit=1)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        started.set()
+        await finish.wait()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def sent(message: object) -> None:
+        return None
+
+    backlog = Backlog(streaming)
+    answer = asyncio.create_task(backlog(_http_scope(), _nothing, sent))
+    await started.wait()
+    while_streaming = backlog.in_hand
+    finish.set()
+    await answer
+
+    assert while_streaming == 0
+    assert backlog.in_hand == 0
+
+
+async def test_a_request_that_fails_before_answering_stops_counting() -> None:
+    async def failing(scope: Scope, receive: Receive, send: Send) -> None:
+        backlog.take(scope, limit=1)
+        raise RuntimeError("a bug")
+
+    async def sent(message: object) -> None:
+        return None
+
+    backlog = Backlog(failing)
+    with pytest.raises(RuntimeError):
+        await backlog(_http_scope(), _nothing, sent)
+
+    assert backlog.in_hand == 0

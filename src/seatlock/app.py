@@ -130,7 +130,7 @@ async def check_request(
     """The guard of every route: whether the worker is too busy for it, who may call it,
     then whether its body is JSON. One guard rather than three, since Litestar copies the
     route handler for each guard it runs."""
-    shed_if_busy(connection, handler)
+    await shed_if_busy(connection, handler)
     await authorize(connection, handler)
     await require_json(connection, handler)
 

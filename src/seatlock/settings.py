@@ -54,7 +54,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     db_pool_size: int = 20
     # Load shedding (shedding.py): with this many holds and reads in hand and not yet
     # answering, a worker answers the next ones 503 at once. 0 never sheds.
-    shed_backlog: int = 32
+    shed_backlog: Annotated[int, msgspec.Meta(ge=0)] = 32
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "seatlock"

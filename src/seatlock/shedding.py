@@ -6,17 +6,19 @@ waits behind all the others: in the benchmark's arrival burst holds waited 14-21
 did the bookings and payments of buyers who already had their seats (each of their
 PostgreSQL round trips waits a full turn of the busy event loop). The routes marked
 `shed_when_busy` (event pages, seat maps, availability, new holds: what a buyer simply asks
-again) are counted while they are in hand, from the guard until their answer starts; past
-`shed_backlog` of them, the next one answers 503 at once. Checkout steps (bookings,
-payments), releases, sign-in and the waiting room are neither counted nor refused: a
-payment waiting on its provider says nothing about how busy the worker is, and a buyer
-who got seats gets to pay for them. A streamed answer stops counting once it has started.
+again) are counted while they are in hand, from the guard (once their body is in) until
+their answer starts; with `shed_backlog` of them in hand, the next one answers 503 at once.
+Checkout steps (bookings, payments), releases, sign-in and the waiting room are neither
+counted nor refused: a payment waiting on its provider says nothing about how busy the
+worker is, and a buyer who got seats gets to pay for them. A streamed answer stops
+counting once it has started; a client that stalls half-way through a body holds no slot.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final, cast
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
@@ -31,6 +33,8 @@ _COUNTED: Final = "seatlock.backlog"
 
 
 class Busy(Unavailable):
+    slug = "overloaded"
+    title = "Too busy for this request right now"
     cause = "busy"
 
     def __init__(self) -> None:
@@ -43,7 +47,7 @@ class Backlog:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.waiting = 0
+        self.in_hand = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -64,28 +68,41 @@ class Backlog:
             if not answering:
                 self._done(scope)
 
-    def take(self, scope: Scope, limit: int) -> None:
-        """Counts the request in, or refuses it while `limit` are in hand (0: no limit)."""
-        if limit and self.waiting >= limit:
+    def refuse_if_full(self, limit: int) -> None:
+        """Busy while `limit` requests are in hand (0: no limit)."""
+        if limit and self.in_hand >= limit:
             raise Busy()
-        self.waiting += 1
+
+    def take(self, scope: Scope, limit: int) -> None:
+        """Counts the request in, or refuses it while `limit` are in hand."""
+        self.refuse_if_full(limit)
+        self.in_hand += 1
         _marks(scope)[_COUNTED] = True
 
     def _done(self, scope: Scope) -> None:
         marks = _marks(scope)
         if marks.pop(_COUNTED, False):
-            self.waiting -= 1
+            self.in_hand -= 1
 
 
 def _marks(scope: Scope) -> dict[str, Any]:
-    """The scope as a plain dict: Litestar passes the same one from the wrapper to the
-    guard, so a mark the guard sets is seen when the answer starts."""
+    """Litestar hands the guard the very scope the wrapper got: the guard's mark is seen
+    when the answer starts."""
     return cast(dict[str, Any], scope)
 
 
-def shed_if_busy(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+async def shed_if_busy(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
     """Counts a request of a `shed_when_busy` route, or refuses it while the worker has
-    `shed_backlog` such requests in hand."""
-    if handler.opt.get(SHED_WHEN_BUSY):
-        state = connection.app.state
-        state.backlog.take(connection.scope, state.settings.shed_backlog)
+    `shed_backlog` such requests in hand. A request is counted once its body is in: a
+    client that sends half a body and stalls holds no slot."""
+    if not handler.opt.get(SHED_WHEN_BUSY) or not isinstance(connection, Request):
+        return
+    state = connection.app.state
+    backlog: Backlog = state.backlog
+    limit: int = state.settings.shed_backlog
+    backlog.refuse_if_full(limit)
+    if connection.method != "GET":
+        await connection.body()  # kept by Litestar for the handler
+    backlog.take(connection.scope, limit)

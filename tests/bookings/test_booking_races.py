@@ -21,8 +21,9 @@ from seatlock.holds.store import HoldPolicy, HoldStore
 from seatlock.models import Role
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
+from seatlock.testing.servers import NO_SHEDDING
 from tests.factories import create_event
-from tests.live_server import NO_SHEDDING, live_server
+from tests.live_server import live_server
 from tests.oracle import assert_consistent, double_sold_seats
 
 SHORT = HoldPolicy(ttl_ms=300, max_extensions=0, max_lifetime_ms=300, seat_cap=10)

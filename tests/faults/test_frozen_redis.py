@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,16 +67,6 @@ async def test_while_one_caller_tries_redis_again_the_others_skip_it() -> None:
 
     assert await breaker.attempt(slow_probe, "none") == ("answer", True)
     assert during == [("skipped", False)]
-
-
-@pytest.fixture
-def frozen_valkey(tmp_path: Path) -> Iterator[EmbeddedValkey]:
-    server = EmbeddedValkey(tmp_path / "valkey")
-    server.start()
-    yield server
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
 
 
 async def test_seat_maps_and_verification_skip_a_frozen_redis(

@@ -13,8 +13,9 @@ from seatlock.holds.scripts import register_scripts
 from seatlock.holds.store import HoldStore
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
+from seatlock.testing.servers import NO_SHEDDING
 from tests.factories import create_event
-from tests.live_server import NO_SHEDDING, live_server
+from tests.live_server import live_server
 
 BUYERS = 200
 SEATS = 50

@@ -176,16 +176,21 @@ class StampCache:
         """Until `stop`: read the feed's new entries every `FEED_POLL_SECONDS`. While the
         breaker skips Redis the feed is not read either, and that counts as a failed read."""
         while not stop.is_set():
-            answering = self._failing_since is None
+            answering, failure = self._failing_since is None, "Redis is failing"
             try:
                 _, read = await breaker.attempt(self.read_feed, None)
             # Any failure, not only an outage: the loop must outlive it, and the check then
             # gives way to PostgreSQL after the bound, as for an outage.
             except Exception as exc:
-                if answering:
-                    logger.warning("account changes unread (%r): PostgreSQL answers", exc)
-                read = False
+                read, failure = False, repr(exc)
             if not read:
+                if answering:
+                    logger.warning(
+                        "account changes unread (%s): tokens are checked against PostgreSQL "
+                        "once reads have failed for %s s",
+                        failure,
+                        self.lifetime,
+                    )
                 self._reads_failed()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), FEED_POLL_SECONDS)

@@ -76,6 +76,9 @@ def _environment(backends: Backends, extra: dict[str, str]) -> dict[str, str]:
 
 
 SERVERS = ("uvicorn", "granian")
+# The service queueing every request: for races among buyers, where every request must
+# reach the seats, and for benchmarks of what one path costs.
+NO_SHEDDING = {"SEATLOCK_SHED_BACKLOG": "0"}
 
 
 def _server_command(server: str, app: str, port: int, workers: int) -> list[str]:
