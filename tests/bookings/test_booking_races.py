@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -99,12 +100,8 @@ async def test_flushall_in_the_middle_of_a_sale_sells_no_seat_twice(
     buyers = await mint_accounts(engine, settings.jwt_secret, 60)
     chooser = random.Random(11)
 
-    async def buy(http: httpx.AsyncClient, headers: dict[str, str]) -> int:
-        held = await http.post(
-            f"/api/events/{event.id}/holds",
-            json={"seat_ids": chooser.sample(seat_ids, 2)},
-            headers=headers,
-        )
+    async def buy(http: httpx.AsyncClient, headers: dict[str, str], ask: dict[str, Any]) -> int:
+        held = await http.post(f"/api/events/{event.id}/holds", json=ask, headers=headers)
         if held.status_code != 201:
             return held.status_code
         booked = await http.post(
@@ -121,17 +118,22 @@ async def test_flushall_in_the_middle_of_a_sale_sells_no_seat_twice(
 
     with live_server(settings, workers=2, extra_env=NO_SHEDDING) as base_url:
         async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-            results = await asyncio.gather(*(buy(http, b) for b in buyers), flush_repeatedly())
-            statuses = [s for s in results if s is not None]
-            after = await http.post(
-                f"/api/events/{event.id}/holds", json={"quantity": 1}, headers=buyers[0]
+            results = await asyncio.gather(
+                *(buy(http, b, {"seat_ids": chooser.sample(seat_ids, 2)}) for b in buyers),
+                flush_repeatedly(),
             )
+            statuses = [s for s in results if s is not None]
+            # The sale goes on after the flushes: the best available seat, booked.
+            after = await buy(http, buyers[0], {"quantity": 1})
 
     assert set(statuses) <= {201, 409, 410}, statuses
-    assert statuses.count(201) >= 1
-    assert await assert_consistent(engine, event.id) == 2 * statuses.count(201)
-    # The service keeps working after the flushes.
-    assert after.status_code in (201, 409)
+    assert after in (201, 409)
+    # The flushes may take every hold of the race (each booking then answers 410). A seat
+    # is then still free for the buyer after them, since only a sale leaves a hold behind
+    # (a booking refused 409 for a seat sold meanwhile).
+    sold_in_race = statuses.count(201)
+    assert sold_in_race + (after == 201) >= 1
+    assert await assert_consistent(engine, event.id) == 2 * sold_in_race + (after == 201)
 
 
 async def test_many_buyers_booking_overlapping_seats_over_http(
