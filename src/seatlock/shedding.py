@@ -32,10 +32,12 @@ SHED_WHEN_BUSY: Final = "shed_when_busy"
 _COUNTED: Final = "seatlock.backlog"
 
 
-class Busy(Unavailable):
+class Overloaded(Unavailable):
+    """Not `errors.Busy` (a 409 about one hold or key): the whole worker is too busy."""
+
     slug = "overloaded"
     title = "Too busy for this request right now"
-    cause = "busy"
+    cause = "overloaded"
 
     def __init__(self) -> None:
         super().__init__("the service is busy; please retry after Retry-After seconds")
@@ -69,9 +71,9 @@ class Backlog:
                 self._done(scope)
 
     def refuse_if_full(self, limit: int) -> None:
-        """Busy while `limit` requests are in hand (0: no limit)."""
+        """Overloaded while `limit` requests are in hand (0: no limit)."""
         if limit and self.in_hand >= limit:
-            raise Busy()
+            raise Overloaded()
 
     def take(self, scope: Scope, limit: int) -> None:
         """Counts the request in, or refuses it while `limit` are in hand."""

@@ -170,7 +170,7 @@ IDEMPOTENT_REPLAYS = Counter(
 )
 UNAVAILABLE = Counter(
     "seatlock_unavailable",
-    "503 answers by cause: redis, provider, database, db_pool, db_conflict, busy.",
+    "503 answers by cause: redis, provider, database, db_pool, db_conflict, overloaded.",
     ["cause"],
     registry=REGISTRY,
 )
