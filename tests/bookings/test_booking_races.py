@@ -29,6 +29,8 @@ from tests.oracle import assert_consistent, double_sold_seats
 
 SHORT = HoldPolicy(ttl_ms=300, max_extensions=0, max_lifetime_ms=300, seat_cap=10)
 LONG = HoldPolicy(ttl_ms=60_000, max_extensions=0, max_lifetime_ms=60_000, seat_cap=10)
+# The booking's recheck, in the read that locks the seats and in the write that takes them.
+RECHECK = "(s.state = 'available')"
 
 
 async def paused_owner_race(
@@ -84,7 +86,10 @@ async def test_control_without_the_recheck_the_harness_sees_a_double_sale(
     store: HoldStore,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("seatlock.bookings.seats.seats_available", sqlalchemy.true)
+    for name in ("LOCK_SEATS", "BOOK_SEATS"):
+        statement = str(getattr(bookings, name))
+        assert RECHECK in statement
+        monkeypatch.setattr(bookings, name, sqlalchemy.text(statement.replace(RECHECK, "true")))
 
     event_id, alice_error = await paused_owner_race(engine, sessions, store)
 

@@ -13,7 +13,7 @@ from tests.buying import book, booked, hold, pay
 from tests.clients import Client, UserFactory
 from tests.factories import create_event
 from tests.oracle import assert_consistent
-from tests.statements import compiled_anew
+from tests.statements import compiled_anew, statements
 
 
 async def seat_states(engine: AsyncEngine, seats: list) -> list[SeatState]:  # type: ignore[type-arg]
@@ -114,6 +114,11 @@ async def test_a_booking_answers_with_what_its_ticket_page_shows(
     assert (created["total_minor"], created["currency"], created["payments"]) == (5000, "USD", [])
     assert read == listed
     assert read["seats"] == created["seats"]
+    # The answer is made in the booking's transaction, from PostgreSQL's clock.
+    assert (read["created_at"], read["payment_deadline"]) == (
+        created["created_at"],
+        created["payment_deadline"],
+    )
     assert read["status"] == "confirmed"
     [paid] = read["payments"]
     assert {k: paid[k] for k in ("id", "provider", "method", "status", "amount_minor")} == {
@@ -292,3 +297,25 @@ async def test_a_checkout_compiles_no_sql_after_the_first(
         await pay(client, second, booking["id"])
 
     assert compiled == []
+
+
+async def test_a_booking_is_one_transaction_of_four_statements(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    buyer = await make_user()
+    hold_id = await hold(client, buyer, event.id, event.seat_ids[:2])
+
+    with statements(client.app.state.engine) as sent:
+        response = await book(client, buyer, hold_id)
+
+    assert response.status_code == 201, response.text
+    # The key's claim, the seats locked with all the booking needs to know, the booking
+    # written with its seats, the key's answer; no savepoint, no second read.
+    assert [" ".join(s.split()[:3]) for s in sent] == [
+        "INSERT INTO idempotency_records",
+        "SELECT locked.* FROM",
+        "WITH booking AS",
+        "UPDATE idempotency_records SET",
+    ]
+    assert await assert_consistent(engine, event.id) == 2

@@ -1,7 +1,13 @@
 """Bookings: a hold becomes a booking in one PostgreSQL transaction that rechecks every seat.
 
-The conditional write of `seats.take_seats` is what prevents a double sale; the Redis hold
+The conditional write of `BOOK_SEATS` is what prevents a double sale; the Redis hold
 before it only keeps buyers from colliding.
+
+The transaction is short: the key's claim (see `idempotency.replays`), one read that locks
+the seats and learns everything the booking needs, one statement that writes the booking
+and takes its seats, the stored answer, the commit. SQL text, since these run on every
+booking: SQLAlchemy's statement building and ORM machinery cost a booking more CPU than
+PostgreSQL's work.
 """
 
 from __future__ import annotations
@@ -9,24 +15,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
-from seatlock.bookings.seats import take_seats
-from seatlock.bookings.tickets import BookingOut, described, tickets
+from seatlock.bookings.tickets import BookedEvent, BookedSeat, BookingOut
 from seatlock.errors import Conflict, InvalidInput, NotFound, SeatConflict
 from seatlock.holds.store import HoldStore
-from seatlock.models import (
-    Booking,
-    BookingStatus,
-    Event,
-    EventStatus,
-    PriceCategory,
-    Seat,
-    SeatState,
-)
+from seatlock.models import Booking, BookingStatus, EventStatus, SeatState
 from seatlock.ops.metrics import BOOKINGS, HOLDS_CONVERTED
 from seatlock.ops.request_log import record
 from seatlock.redis_client import best_effort
@@ -38,39 +36,75 @@ LIVE = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED)
 BeforeCommit = Callable[[BookingOut], Awaitable[None]]
 
 
+# The seats locked in id order (two bookings wanting overlapping seats then queue instead of
+# deadlocking) and answered in the ticket page's order, with whether each is still free (the
+# recheck, as in the write below), their prices, their event and PostgreSQL's transaction
+# time, which the booking's `created_at` and deadline carry.
+LOCK_SEATS = text(
+    """
+    SELECT locked.* FROM (
+        SELECT s.id, s.section, s.row, s.number, s.state::text AS state,
+               (s.state = 'available') AS free, p.name AS price_category, p.price_minor,
+               p.currency, e.status::text AS event_status, e.max_seats_per_booking,
+               e.payment_window_seconds, e.title, e.venue, e.starts_at, now() AS now
+        FROM seats s
+        JOIN price_categories p ON p.id = s.price_category_id
+        JOIN events e ON e.id = s.event_id
+        WHERE s.event_id = :event AND s.id = ANY(:ids)
+        ORDER BY s.id
+        FOR UPDATE OF s
+    ) AS locked
+    ORDER BY locked.section, locked.row, locked.number
+    """
+)
+# The booking row and the conditional write of its seats, in one statement (the seats'
+# foreign key is checked at its end, when the booking exists).
+BOOK_SEATS = text(
+    """
+    WITH booking AS (
+        INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, total_minor,
+                              currency, payment_deadline)
+        VALUES (:booking, :event, :user, :hold, :ids, CAST(:status AS booking_status), :total,
+                :currency, now() + CAST(:window AS integer) * interval '1 second')
+    )
+    UPDATE seats AS s SET state = CAST(:seat_state AS seat_state), booking_id = :booking
+    WHERE s.event_id = :event AND s.id = ANY(:ids) AND (s.state = 'available')
+    RETURNING s.id
+    """
+)
+
+
 class SeatsTaken(SeatConflict):
     slug = "seats-taken"
     title = "Some seats were taken by someone else"
 
+    def __init__(
+        self,
+        detail: str,
+        conflicts: Sequence[uuid.UUID],
+        states: dict[uuid.UUID, SeatState] | None = None,
+    ) -> None:
+        super().__init__(detail, conflicts)
+        # What PostgreSQL says of the conflicting seats it has, for Redis's cache.
+        self.states = states or {}
 
-async def _terms(
-    session: AsyncSession, event_id: uuid.UUID, seat_ids: Sequence[uuid.UUID]
-) -> tuple[int, int, str]:
-    """The event's payment window and the seats' total price and currency, in one read;
-    refuses an event that is off sale and a booking over the event's seat limit."""
-    rows = (
-        await session.execute(
-            select(
-                Event.status,
-                Event.max_seats_per_booking,
-                Event.payment_window_seconds,
-                func.sum(PriceCategory.price_minor),
-                PriceCategory.currency,
-            )
-            .join(Seat, Seat.event_id == Event.id)
-            .join(PriceCategory, Seat.price_category_id == PriceCategory.id)
-            .where(Event.id == event_id, Seat.event_id == event_id, Seat.id.in_(seat_ids))
-            .group_by(Event.id, PriceCategory.currency)
-        )
-    ).all()
-    if not rows or rows[0][0] is not EventStatus.ON_SALE:
+
+def _terms(seats: Sequence[Any], seat_ids: Sequence[uuid.UUID]) -> tuple[int, int, str]:
+    """The event's payment window and the seats' total price and currency; refuses an
+    event that is off sale, a booking over the event's seat limit, seats priced in more
+    than one currency and seats that are not free."""
+    if not seats or seats[0].event_status != EventStatus.ON_SALE:
         raise Conflict("the event is no longer on sale")
-    if len(seat_ids) > rows[0][1]:
-        raise InvalidInput(f"at most {rows[0][1]} seats per booking")
-    if len(rows) != 1:
+    if len(seat_ids) > seats[0].max_seats_per_booking:
+        raise InvalidInput(f"at most {seats[0].max_seats_per_booking} seats per booking")
+    if len({seat.currency for seat in seats}) != 1:
         raise InvalidInput("the seats of one booking must be priced in one currency")
-    _, _, window, total, currency = rows[0]
-    return window, int(total), currency
+    free = {seat.id for seat in seats if seat.free}
+    if missing := [s for s in seat_ids if s not in free]:
+        states = {seat.id: SeatState(seat.state) for seat in seats if not seat.free}
+        raise SeatsTaken("some seats were sold or reserved meanwhile", missing, states)
+    total = sum(seat.price_minor for seat in seats)
+    return seats[0].payment_window_seconds, total, seats[0].currency
 
 
 async def book_claimed_hold(
@@ -79,36 +113,49 @@ async def book_claimed_hold(
     hold_id: str,
     event_id: uuid.UUID,
     seat_ids: Sequence[uuid.UUID],
-) -> Booking:
+) -> BookingOut:
     """The booking's writes, for a hold already claimed in Redis, in the session's open
-    transaction (uncommitted). Raises SeatsTaken."""
-    window, total, currency = await _terms(session, event_id, seat_ids)
-    free = total == 0
-    booking = await session.scalar(
-        insert(Booking)
-        .values(
-            id=uuid.uuid4(),
-            event_id=event_id,
-            user_id=principal.id,
-            hold_id=hold_id,
-            seat_ids=list(seat_ids),
-            status=BookingStatus.CONFIRMED if free else BookingStatus.PENDING_PAYMENT,
-            total_minor=total,
-            currency=currency,
-            # PostgreSQL's clock, the one the expiry sweep compares it with.
-            payment_deadline=func.now() + timedelta(seconds=window),
-        )
-        .returning(Booking)
+    transaction (uncommitted), and its answer. Raises SeatsTaken before writing anything."""
+    ids = list(seat_ids)
+    seats = (await session.execute(LOCK_SEATS, {"event": event_id, "ids": ids})).all()
+    window, total, currency = _terms(seats, ids)
+    status = BookingStatus.CONFIRMED if total == 0 else BookingStatus.PENDING_PAYMENT
+    booking_id = uuid.uuid4()
+    taken = await session.scalars(
+        BOOK_SEATS,
+        {
+            "booking": booking_id,
+            "event": event_id,
+            "user": principal.id,
+            "hold": hold_id,
+            "ids": ids,
+            "status": status.value,
+            "total": total,
+            "currency": currency,
+            "window": window,
+            "seat_state": (SeatState.SOLD if total == 0 else SeatState.RESERVED).value,
+        },
     )
-    assert booking is not None
-    taken = set(
-        await take_seats(
-            session, booking, SeatState.AVAILABLE, SeatState.SOLD if free else SeatState.RESERVED
-        )
+    if len(set(taken)) != len(ids):
+        # The seats are locked and were free: only a broken recheck gets here, and nothing
+        # of this booking may commit.
+        await session.rollback()
+        raise SeatsTaken("some seats were sold or reserved meanwhile", ids)
+    first = seats[0]
+    return BookingOut(
+        id=booking_id,
+        status=status,
+        event=BookedEvent(event_id, first.title, first.venue, first.starts_at),
+        seats=[
+            BookedSeat(s.id, s.section, s.row, s.number, s.price_category, s.price_minor)
+            for s in seats
+        ],
+        total_minor=total,
+        currency=currency,
+        payment_deadline=first.now + timedelta(seconds=window),
+        created_at=first.now,
+        payments=[],
     )
-    if missing := [s for s in seat_ids if s not in taken]:
-        raise SeatsTaken("some seats were sold or reserved meanwhile", missing)
-    return booking
 
 
 async def create_booking(
@@ -119,31 +166,27 @@ async def create_booking(
     before_commit: BeforeCommit | None = None,
 ) -> BookingOut:
     """Turn the caller's hold into a booking: claim it in Redis, write the booking and its
-    seats, read its answer, let the caller add its own writes, commit, then drop the hold
+    seats with its answer, let the caller add its own writes, commit, then drop the hold
     from Redis."""
     event_id, seat_ids = await store.claim(hold_id, principal.id)
     try:
-        async with session.begin_nested():
-            booking = await book_claimed_hold(session, principal, hold_id, event_id, seat_ids)
-        # Read in the booking's transaction: the answer stored with its Idempotency-Key
-        # commits with it.
-        [(_, answer)] = await tickets(session, described().where(Booking.id == booking.id))
+        answer = await book_claimed_hold(session, principal, hold_id, event_id, seat_ids)
         if before_commit:
             await before_commit(answer)
         await session.commit()
     except SeatsTaken as taken:
-        await _forget_hold(session, store, principal, hold_id, event_id, taken.conflicts)
+        await _forget_hold(store, principal, hold_id, event_id, taken.states)
         raise
     except BaseException:
         await best_effort(store.unclaim(hold_id, principal.id))
         raise
-    _created(booking)
-    state = SeatState.SOLD if booking.status is BookingStatus.CONFIRMED else SeatState.RESERVED
+    _created(answer, hold_id)
+    state = SeatState.SOLD if answer.status is BookingStatus.CONFIRMED else SeatState.RESERVED
     await best_effort(store.complete(hold_id, principal.id, state, seat_ids))
     return answer
 
 
-def _created(booking: Booking) -> None:
+def _created(booking: BookingOut, hold_id: str) -> None:
     """Counts and logs a booking just committed: its hold converted, and a free booking
     confirmed at once."""
     HOLDS_CONVERTED.inc()
@@ -153,28 +196,23 @@ def _created(booking: Booking) -> None:
     record(
         "booking created",
         booking_id=str(booking.id),
-        hold_id=booking.hold_id,
+        hold_id=hold_id,
         booking_status=booking.status.value,
     )
 
 
 async def _forget_hold(
-    session: AsyncSession,
     store: HoldStore,
     principal: Principal,
     hold_id: str,
     event_id: uuid.UUID,
-    conflicts: Sequence[uuid.UUID],
+    states: dict[uuid.UUID, SeatState],
 ) -> None:
     """A hold over seats PostgreSQL had already given away is worthless: drop it, and teach
     the Redis cache what PostgreSQL knows about those seats."""
-    states = await session.execute(
-        select(Seat.id, Seat.state).where(Seat.event_id == event_id, Seat.id.in_(conflicts))
-    )
     await best_effort(store.release(hold_id, principal.id))
-    for seat_id, state in states:
-        if state is not SeatState.AVAILABLE:
-            await best_effort(store.mark_taken(event_id, state, [seat_id], "refresh"))
+    for seat_id, state in states.items():
+        await best_effort(store.mark_taken(event_id, state, [seat_id], "refresh"))
 
 
 async def get_booking(
