@@ -40,6 +40,8 @@ class Recorder:
         self.errors: Counter[str] = Counter()
         # 503s with Retry-After per step: the buyer waited and tried again.
         self.busy: Counter[str] = Counter()
+        # 503s with Retry-After of bookings and payments: the same request was sent again.
+        self.resent: Counter[str] = Counter()
         # (seconds since start, latency in ms, won) of every contended-step attempt.
         self.contended: list[tuple[float, float, bool]] = []
         # (seconds since start, seats) of every paid checkout.
@@ -98,6 +100,7 @@ class Recorder:
             "conflicts": dict(self.conflicts),
             "errors": dict(self.errors),
             "busy": dict(self.busy),
+            "resent": dict(self.resent),
             "contended": self.contended,
             "checkouts": self.checkouts,
             "outcomes": dict(self.outcomes),
@@ -109,6 +112,7 @@ class Recorder:
         self.conflicts.update(dump["conflicts"])
         self.errors.update(dump["errors"])
         self.busy.update(dump["busy"])
+        self.resent.update(dump["resent"])
         self.contended += [tuple(c) for c in dump["contended"]]
         self.checkouts += [tuple(c) for c in dump["checkouts"]]
         self.outcomes.update(dump["outcomes"])

@@ -26,11 +26,15 @@ STEPS = (
     "hold_busy",
     "lock_txn",
     "book",
+    "book_busy",
     "release",
     "cancel",
     "initiate",
+    "initiate_busy",
     "sandbox_complete",
+    "sandbox_complete_busy",
     "verify",
+    "verify_busy",
 )
 # The busiest stretch of a run, for its peak checkout rate.
 PEAK_WINDOW_SECONDS = 5.0
@@ -100,6 +104,8 @@ def mode_report(run: Measured) -> dict[str, Any]:
         "errors_total": sum(recorder.errors.values()),
         "busy": dict(recorder.busy),
         "busy_total": sum(recorder.busy.values()),
+        "resent": dict(recorder.resent),
+        "resent_total": sum(recorder.resent.values()),
         "outcomes": dict(recorder.outcomes),
         "latency_ms": {s: summary(recorder.latencies[s]) for s in STEPS if s in recorder.latencies},
         "contended_latency_ms": summary([ms for _, ms, _ in recorder.contended]),
@@ -208,6 +214,7 @@ ROWS: tuple[tuple[str, Callable[[dict[str, Any]], Any], str | None], ...] = (
     ("409s (all steps)", lambda m: m["conflicts_total"], None),
     ("errors (all steps)", lambda m: m["errors_total"], None),
     ("requests shed (503 overloaded), tried again", lambda m: m["busy_total"], None),
+    ("bookings and payments answered 503, sent again", lambda m: m["resent_total"], None),
     ("PG transactions (commit + rollback)", lambda m: m["pg_transactions"], None),
     ("PG rollbacks", lambda m: m["pg_rollbacks"], None),
     (

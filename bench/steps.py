@@ -5,6 +5,7 @@ service's sandbox provider in both."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Mapping
@@ -139,6 +140,34 @@ async def timed(
     return reply
 
 
+# A booking or a payment step answered 503 with Retry-After (no database connection free
+# in time, say) is sent again as it was, Idempotency-Key included, once that wait is over,
+# as a frontend does: at most this many times.
+MAX_RESENDS = 5
+
+
+async def sent_until_answered(
+    recorder: Recorder,
+    step: str,
+    conn: Connection,
+    method: str,
+    path: str,
+    json: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Reply:
+    """A request of a step that the buyer does not give up when told to come back: each
+    503 with Retry-After is counted (`resent`) and waited out, and the same request sent
+    again, up to MAX_RESENDS times; the last answer is returned as it is."""
+    for _ in range(MAX_RESENDS):
+        reply = await timed(recorder, step, conn, method, path, json, headers, busy_steps(step))
+        retry_after = reply.headers.get("retry-after")
+        if reply.status != 503 or retry_after is None:
+            return reply
+        recorder.resent[step] += 1
+        await asyncio.sleep(float(retry_after))
+    return await timed(recorder, step, conn, method, path, json, headers, busy_steps(step))
+
+
 def _conflicts(reply: Reply) -> list[str]:
     try:
         found = reply.json().get("conflicts", [])
@@ -218,8 +247,9 @@ class HoldThenBook:
 
     async def book(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> str | None:
         headers = {**buyer.headers, "Idempotency-Key": str(uuid.uuid4())}
-        reply = await timed(
-            recorder, "book", buyer.service, "POST", "/api/bookings", {"hold_id": claim.id}, headers
+        body = {"hold_id": claim.id}
+        reply = await sent_until_answered(
+            recorder, "book", buyer.service, "POST", "/api/bookings", body, headers
         )
         if not settled(recorder, "book", reply, 201):
             refused(reply, claim.seats)
@@ -265,19 +295,21 @@ async def pay(buyer: Buyer, booking_id: str, recorder: Recorder) -> bool:
     conn, headers = buyer.service, buyer.headers
     body = {"booking_id": booking_id, "method": "CARD"}
     keyed = {**headers, "Idempotency-Key": str(uuid.uuid4())}
-    reply = await timed(recorder, "initiate", conn, "POST", "/api/payments/initiate", body, keyed)
+    path = "/api/payments/initiate"
+    reply = await sent_until_answered(recorder, "initiate", conn, "POST", path, body, keyed)
     if not settled(recorder, "initiate", reply, 201):
         return False
     payment = reply.json()
     page = urlsplit(payment["checkout_url"])
     path = f"{page.path}/complete?{page.query}"
-    reply = await timed(recorder, "sandbox_complete", conn, "POST", path)
+    reply = await sent_until_answered(recorder, "sandbox_complete", conn, "POST", path)
     if not settled(recorder, "sandbox_complete", reply, 303):
         return False
     # The sandbox sends the browser back with the signed callback in the query string.
     callback = dict(parse_qsl(urlsplit(reply.headers["location"]).query))
     verify: dict[str, Any] = {"payment_id": payment["id"], "callback": callback}
-    reply = await timed(recorder, "verify", conn, "POST", "/api/payments/verify", verify, headers)
+    path = "/api/payments/verify"
+    reply = await sent_until_answered(recorder, "verify", conn, "POST", path, verify, headers)
     if not settled(recorder, "verify", reply, 200):
         return False
     if reply.json().get("status") != "succeeded":
