@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import create_app
 from seatlock.embedded.valkey import EmbeddedValkey
+from seatlock.ops.metrics import REGISTRY
 from seatlock.settings import Settings
 from seatlock.shedding import Backlog
 from tests.clients import UserFactory, assert_problem
@@ -35,6 +36,11 @@ async def _until(condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(PATIENCE_SECONDS):
         while not condition():
             await asyncio.sleep(0.01)
+
+
+def _sample(name: str, **labels: str) -> float:
+    """This process's value of a metric (the tests run one worker)."""
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def _seats(*seats: uuid.UUID) -> bytes:
@@ -62,6 +68,9 @@ async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
             for seat in (first, second)
         ]
         await _until(lambda: app.state.backlog.in_hand == 2)
+        # The metrics say how close the worker is (refreshed every second).
+        await _until(lambda: _sample("seatlock_backlog_peak") == 2)
+        shed_before = _sample("seatlock_unavailable_total", cause="overloaded")
 
         shed = [
             await live.post(holds, content=_seats(third), headers=buyer),
@@ -69,6 +78,7 @@ async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
             await live.get(f"/api/events/{event.id}/seats"),
             await live.get(f"/api/events/{event.id}"),
         ]
+        shed_after = _sample("seatlock_unavailable_total", cause="overloaded")
         own_bookings = await live.get("/api/bookings/my-bookings", headers=buyer)
         alive = await live.get("/health/live")
         os.kill(frozen_valkey.process.pid, signal.SIGCONT)
@@ -79,6 +89,8 @@ async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
     for answer in shed:
         assert_problem(answer, 503, "overloaded")
         assert answer.headers["retry-after"] == "1"
+    assert shed_after - shed_before == len(shed)
+    assert _sample("seatlock_backlog_limit") == 2
     assert own_bookings.status_code == alive.status_code == 200
     assert [answer.status_code for answer in stalled_holds] == [201, 201]
     assert held_after.status_code == 201, held_after.text

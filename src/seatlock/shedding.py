@@ -50,6 +50,8 @@ class Backlog:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.in_hand = 0
+        # The most in hand at once since the metrics last read it.
+        self._peak = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -79,7 +81,13 @@ class Backlog:
         """Counts the request in, or refuses it while `limit` are in hand."""
         self.refuse_if_full(limit)
         self.in_hand += 1
+        self._peak = max(self._peak, self.in_hand)
         _marks(scope)[_COUNTED] = True
+
+    def read_peak(self) -> int:
+        """The most requests in hand at once since the last call."""
+        peak, self._peak = self._peak, self.in_hand
+        return peak
 
     def _done(self, scope: Scope) -> None:
         marks = _marks(scope)

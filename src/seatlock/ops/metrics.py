@@ -52,6 +52,7 @@ from seatlock.queue.figures import room_figures
 from seatlock.queue.rules import rooms_open
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.settings import Settings
+from seatlock.shedding import Backlog
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Read once, like prometheus-client itself decides at import whether values go to files.
@@ -162,6 +163,22 @@ POOL_CAPACITY = Gauge(
     registry=REGISTRY,
 )
 
+# Shedding is decided per worker, so the busiest worker is what tells how close it is.
+BACKLOG_PEAK = Gauge(
+    "seatlock_backlog_peak",
+    "The most holds and reads one worker had in hand at once in the last second (the "
+    "busiest live worker); a worker sheds while seatlock_backlog_limit are in hand.",
+    multiprocess_mode="livemax",
+    registry=REGISTRY,
+)
+BACKLOG_LIMIT = Gauge(
+    "seatlock_backlog_limit",
+    "Holds and reads in hand at which a worker sheds the next ones (SEATLOCK_SHED_BACKLOG; "
+    "0: never).",
+    multiprocess_mode="livemax",
+    registry=REGISTRY,
+)
+
 IDEMPOTENT_REPLAYS = Counter(
     "seatlock_idempotent_replays",
     "Requests answered with the stored answer of their Idempotency-Key, by route template.",
@@ -251,17 +268,21 @@ def forget_dead_workers() -> None:
 
 @asynccontextmanager
 async def metrics_lifespan(app: Litestar) -> AsyncIterator[None]:
-    """What this process keeps for its metrics: the hold gauges' cache, and its pool gauges,
-    refreshed every second (a scrape may be answered by another worker) and removed when
-    the process stops. Runs after the lifespan that opens the engine."""
+    """What this process keeps for its metrics: the hold gauges' cache, and its pool and
+    backlog gauges, refreshed every second (a scrape may be answered by another worker) and
+    removed when the process stops. Runs after the lifespan that opens the engine."""
     forget_dead_workers()
     app.state.hold_gauges = HoldGauges()
     engine: AsyncEngine = app.state.engine
+    backlog: Backlog = app.state.backlog
+    settings: Settings = app.state.settings
+    BACKLOG_LIMIT.set(settings.shed_backlog)
     stop = asyncio.Event()
 
     async def refresh() -> None:
         while not stop.is_set():
             refresh_pool(engine)
+            BACKLOG_PEAK.set(backlog.read_peak())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POOL_REFRESH_SECONDS)
 
