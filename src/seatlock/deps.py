@@ -62,6 +62,24 @@ class HoldDesk:
 Desk: TypeAlias = NamedDependency[HoldDesk]
 
 
+@dataclass(frozen=True)
+class CheckoutDesk:
+    """What a booking or a payment request works with, as one dependency, for the same
+    reason as HoldDesk: the request's session, and the app's parts a checkout uses."""
+
+    caller: Principal
+    session: AsyncSession
+    holds: HoldStore
+    providers: Mapping[PaymentMethod, PaymentProvider]
+    settings: SettingsType
+    rate_limits: RateLimitsType
+    redis_breaker: Breaker
+
+
+# Not validated: a mapping of protocol instances, made by the app.
+Checkout: TypeAlias = NamedDependency[SkipValidation[CheckoutDesk]]
+
+
 # Providers read the app's state through the request: a `state` parameter would have
 # Litestar build a State object for every request.
 def _state_value(name: str) -> Provide:
@@ -78,6 +96,22 @@ async def _db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSes
     factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
     async with factory() as session:
         yield session
+
+
+async def _checkout_desk(request: Request[Any, Any, Any]) -> AsyncIterator[CheckoutDesk]:
+    state = request.app.state
+    caller = provide_principal(request)
+    factory: async_sessionmaker[AsyncSession] = state.sessions
+    async with factory() as session:
+        yield CheckoutDesk(
+            caller,
+            session,
+            state.holds,
+            state.providers,
+            state.settings,
+            state.rate_limits,
+            state.redis_breaker,
+        )
 
 
 def _hold_desk(request: Request[Any, Any, Any]) -> HoldDesk:
@@ -107,5 +141,6 @@ def dependencies() -> dict[str, Provide]:
         "db_session": Provide(_db_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "hold_desk": Provide(_hold_desk, sync_to_thread=False),
+        "checkout": Provide(_checkout_desk),
         "viewer": Provide(provide_viewer, sync_to_thread=False),
     }

@@ -36,9 +36,7 @@ async def create_booking(
     data: JSONBody[BookingRequest],
     idempotency_key: IdempotencyKey,
     request: Request[Any, Any, Any],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    holds: deps.Holds,
+    checkout: deps.Checkout,
 ) -> Response[bytes]:
     """Turns the caller's hold into a booking in one PostgreSQL transaction that takes
     every seat or none: `pending_payment` until paid within the event's payment window
@@ -47,10 +45,10 @@ async def create_booking(
 
     async def book(record: Recorder) -> BookingOut:
         return await bookings.create_booking(
-            db_session, holds, principal, data.hold_id, before_commit=record
+            checkout.session, checkout.holds, checkout.caller, data.hold_id, before_commit=record
         )
 
-    return await run_in_transaction(request, db_session, principal.id, data, 201, book)
+    return await run_in_transaction(request, checkout.session, checkout.caller.id, data, 201, book)
 
 
 @get("/my-bookings", roles=SIGNED_IN, operation_id="listMyBookings")

@@ -17,17 +17,15 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
     DateTime,
     Uuid,
     delete,
-    func,
     select,
     text,
     tuple_,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -124,12 +122,6 @@ def _checked_key(key: str | None) -> str:
     return key
 
 
-def _clock() -> ColumnElement[datetime]:
-    # PostgreSQL's clock, the same for every service process, and the time of the statement
-    # rather than of its transaction's start.
-    return func.clock_timestamp(type_=DateTime(timezone=True))
-
-
 async def claim(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -178,26 +170,53 @@ def _seconds_until(moment: datetime | None) -> int:
     return max(1, math.ceil(left))
 
 
+# STORE and RELEASE write the claim's record only as long as this request still holds it:
+# no answer yet, and the lease it claimed (none, for a claim inside the work's
+# transaction). Once a retry has taken the key over, the lease differs and they match
+# nothing. SQL text, like CLAIM:
+# these run in every booking and payment, and an ORM UPDATE costs them more CPU than
+# PostgreSQL's work (its expressions built anew each time, then evaluated against the
+# session's objects).
+STORE = text(
+    """
+    UPDATE idempotency_records
+    SET response_status = :status, response_body = :body, response_media_type = :media_type,
+        locked_until = NULL
+    WHERE user_id = :user_id AND route = :route AND key = :key AND response_status IS NULL
+      AND locked_until IS NOT DISTINCT FROM :lease
+    """
+)
+RELEASE = text(
+    """
+    UPDATE idempotency_records SET locked_until = clock_timestamp()
+    WHERE user_id = :user_id AND route = :route AND key = :key AND response_status IS NULL
+      AND locked_until IS NOT DISTINCT FROM :lease
+    """
+)
+REMEMBER = text(
+    "UPDATE idempotency_records SET resource_id = :resource_id "
+    "WHERE user_id = :user_id AND route = :route AND key = :key"
+)
+
+
+def _key(claimed: Claim) -> dict[str, Any]:
+    return {"user_id": claimed.user_id, "route": claimed.route, "key": claimed.key}
+
+
+def _held(claimed: Claim) -> dict[str, Any]:
+    return {**_key(claimed), "lease": claimed.lease}
+
+
 async def remember(session: AsyncSession, claimed: Claim, resource_id: uuid.UUID) -> None:
     """Record, in the claim's transaction, what the work made before its outside call."""
-    await session.execute(
-        update(IdempotencyRecord).where(*_identifies(claimed)).values(resource_id=resource_id)
-    )
+    await session.execute(REMEMBER, {**_key(claimed), "resource_id": resource_id})
 
 
 async def store(session: AsyncSession, claimed: Claim, response: StoredResponse) -> bool:
     """Record the answer of a claimed key, in the session's transaction. False when the
     claim is no longer this request's (a retry took it over): the caller rolls back."""
-    result = await session.execute(
-        update(IdempotencyRecord)
-        .where(*_held(claimed))
-        .values(
-            response_status=response.status,
-            response_body=response.body,
-            response_media_type=response.media_type,
-            locked_until=None,
-        )
-    )
+    answer = {"status": response.status, "body": response.body, "media_type": response.media_type}
+    result = await session.execute(STORE, {**_held(claimed), **answer})
     return bool(getattr(result, "rowcount", 0))
 
 
@@ -205,28 +224,8 @@ async def release(session: AsyncSession, claimed: Claim) -> None:
     """Give up a leased claim whose request failed without an answer: the next retry takes
     the key over at once, and finishes or replaces what this attempt made."""
     await session.rollback()
-    await session.execute(
-        update(IdempotencyRecord).where(*_held(claimed)).values(locked_until=_clock())
-    )
+    await session.execute(RELEASE, _held(claimed))
     await session.commit()
-
-
-def _identifies(claimed: Claim) -> list[ColumnElement[bool]]:
-    return [
-        IdempotencyRecord.user_id == claimed.user_id,
-        IdempotencyRecord.route == claimed.route,
-        IdempotencyRecord.key == claimed.key,
-    ]
-
-
-def _held(claimed: Claim) -> list[ColumnElement[bool]]:
-    """The claim's record, as long as this request still holds it."""
-    lease = IdempotencyRecord.locked_until
-    return [
-        *_identifies(claimed),
-        IdempotencyRecord.response_status.is_(None),
-        lease.is_(None) if claimed.lease is None else lease == claimed.lease,
-    ]
 
 
 async def purge_expired(session: AsyncSession, batch: int = 1000) -> int:

@@ -67,26 +67,29 @@ async def initiate(
     data: JSONBody[InitiateRequest],
     idempotency_key: IdempotencyKey,
     request: Request[Any, Any, Any],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    providers: deps.Providers,
-    settings: deps.Settings,
-    rate_limits: deps.RateLimits,
+    checkout: deps.Checkout,
 ) -> Response[bytes]:
     """Starts paying for one of the caller's bookings with a provider: answers the
     payment with the `checkout_url` to send the buyer to. Requires an Idempotency-Key."""
+    caller = checkout.caller
     # Before the key is looked at: a refusal is no answer to keep for the key.
-    await rate_limits.payment(principal.id)
-    return_url = data.return_url or f"{settings.base_url}/api/payments/return"
+    await checkout.rate_limits.payment(caller.id)
+    return_url = data.return_url or f"{checkout.settings.base_url}/api/payments/return"
 
     async def start(lease: Lease[Payment]) -> Payment:
         return await initiation.initiate_payment(
-            db_session, providers, principal, data.booking_id, data.method, return_url, lease
+            checkout.session,
+            checkout.providers,
+            caller,
+            data.booking_id,
+            data.method,
+            return_url,
+            lease,
         )
 
-    lease = timedelta(seconds=settings.idempotency_lease_seconds)
+    lease = timedelta(seconds=checkout.settings.idempotency_lease_seconds)
     return await run_with_lease(
-        request, db_session, principal.id, data, 201, lease, payment_out, start
+        request, checkout.session, caller.id, data, 201, lease, payment_out, start
     )
 
 
@@ -95,16 +98,18 @@ async def initiate(
 )
 async def verify(
     data: JSONBody[VerifyRequest],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    holds: deps.Holds,
-    redis_breaker: deps.RedisBreaker,
-    providers: deps.Providers,
+    checkout: deps.Checkout,
 ) -> PaymentOut:
     """Asks the provider about a payment, with the callback its checkout handed back,
     and settles it once: a success confirms the booking."""
     payment = await payments.verify_payment(
-        db_session, holds, redis_breaker, providers, principal, data.payment_id, data.callback
+        checkout.session,
+        checkout.holds,
+        checkout.redis_breaker,
+        checkout.providers,
+        checkout.caller,
+        data.payment_id,
+        data.callback,
     )
     return payment_out(payment)
 
