@@ -1,7 +1,10 @@
-"""The seat-state writes that bookings, payments and the expiry sweep share.
+"""The seat-state writes of a booking's later life: payments, cancellations and the expiry
+sweep. (A booking's first write is its own, `bookings.BOOK_SEATS`.)
 
-The conditional UPDATE in `take_seats` is what prevents a double sale: it moves only seats
-that are in the expected state, and its callers roll back unless it moved all of them.
+The conditional UPDATE in `take_seats` is what keeps a payment from selling a seat twice:
+it moves only seats that are in the expected state, and its callers roll back unless it
+moved all of them. Both writes leave the session's Seat objects as they were (no caller
+holds any): SQLAlchemy would otherwise evaluate each WHERE against the session's objects.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from seatlock.models import Booking, Seat, SeatState
 
 
 def seats_available() -> ColumnElement[bool]:
-    """The recheck of the booking transaction: only seats PostgreSQL still has free."""
+    """The recheck of a late payment's write: only seats PostgreSQL still has free."""
     return Seat.state == SeatState.AVAILABLE
 
 
@@ -43,6 +46,7 @@ async def take_seats(
         .where(Seat.id.in_(locked.scalar_subquery()), condition)
         .values(state=to_state, booking_id=booking.id)
         .returning(Seat.id)
+        .execution_options(synchronize_session=False)
     )
     return list(moved)
 
@@ -53,5 +57,6 @@ async def free_seats(session: AsyncSession, booking: Booking) -> list[uuid.UUID]
         .where(Seat.event_id == booking.event_id, Seat.booking_id == booking.id)
         .values(state=SeatState.AVAILABLE, booking_id=None)
         .returning(Seat.id)
+        .execution_options(synchronize_session=False)
     )
     return list(freed)
