@@ -1,6 +1,7 @@
 """Tiny flash-sale runs of both scenarios and both designs, on one set of servers: the
 benchmark works end to end, its oracle passes and its report carries every field. Speed
-is not asserted. The waiting room's benchmark: its arguments and its rank correlation."""
+is not asserted. The checkout's cost per step, on the same servers. The waiting room's
+benchmark: its arguments and its rank correlation."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from bench import crowd, flash_sale, plot, report, targets, waiting_room
+from bench import checkout_cost, crowd, flash_sale, plot, report, targets, waiting_room
+from seatlock.testing.servers import Backends
 
 MODE_FIELDS = {
     "mode",
@@ -40,6 +42,8 @@ MODE_FIELDS = {
     "errors_total",
     "busy",
     "busy_total",
+    "resent",
+    "resent_total",
     "outcomes",
     "latency_ms",
     "contended_latency_ms",
@@ -106,6 +110,30 @@ def test_tiny_flash_crowd_in_both_designs_passes_the_oracle(
     pytest.importorskip("matplotlib")
     assert plot.plot(result, str(tmp_path / "timeline.png"))
     assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
+    target: targets.Target,
+) -> None:
+    assert target.redis_url is not None
+    assert target.jwt_secret is not None
+    backends = Backends(target.database_url, target.redis_url, target.jwt_secret, owned=False)
+
+    figures = asyncio.run(checkout_cost.measure(target.service, backends, 20))
+
+    steps = [f["step"] for f in figures]
+    assert steps == [
+        "hold",
+        "book",
+        "initiate",
+        "sandbox_complete",
+        "verify",
+        "snapshot",
+        "seat_map",
+    ]
+    for found in figures:
+        assert found["ok"] == found["requests"] > 0, found
+        assert found["cpu_ms_per_request"] > 0, found
 
 
 def test_the_waiting_room_benchmark_takes_a_small_run() -> None:
