@@ -33,8 +33,9 @@ WARM_UP = 100
 CONNECTIONS = 16
 READS = 300
 
-# One request of a step for buyer `i`: what the next step needs, or None if it failed.
-Step = Callable[[Connection, int], Awaitable[Any]]
+# One request of a step for buyer `i`: whether it succeeded. What the next step needs is
+# kept on the Checkout; a buyer whose step failed is left out of the steps after it.
+Step = Callable[[Connection, int], Awaitable[bool]]
 
 
 class Checkout:
@@ -104,19 +105,19 @@ class Checkout:
         return [("snapshot", self.snapshot), ("seat_map", self.seat_map)]
 
 
-async def _run(conns: list[Connection], step: Step, buyers: range) -> int:
-    """Every buyer's request of `step`, over the connections; how many succeeded."""
+async def _run(conns: list[Connection], step: Step, buyers: list[int]) -> list[int]:
+    """Every buyer's request of `step`, over the connections; the buyers it succeeded for."""
     queue = list(buyers)
-    ok = 0
+    succeeded: list[int] = []
 
     async def drain(conn: Connection) -> None:
-        nonlocal ok
         while queue:
-            succeeded = bool(await step(conn, queue.pop()))
-            ok += succeeded
+            buyer = queue.pop()
+            if await step(conn, buyer):
+                succeeded.append(buyer)
 
     await asyncio.gather(*(drain(c) for c in conns))
-    return ok
+    return succeeded
 
 
 async def measure(base_url: str, backends: Backends, buyers: int) -> list[dict[str, Any]]:
@@ -128,36 +129,41 @@ async def measure(base_url: str, backends: Backends, buyers: int) -> list[dict[s
     conns = [Connection(base_url) for _ in range(CONNECTIONS)]
     for conn in conns:
         await conn.open()
-    for _, step in checkout.steps() + checkout.reads():
-        await _run(conns, step, range(WARM_UP))
-    figures = [
-        await _measured(conns, service, name, step, range(WARM_UP, total))
-        for name, step in checkout.steps()
-    ]
-    figures += [
-        await _measured(conns, service, name, step, range(READS)) for name, step in checkout.reads()
-    ]
+    warming = list(range(WARM_UP))
+    for _, step in checkout.steps():
+        warming = await _run(conns, step, warming)
+    for _, step in checkout.reads():
+        await _run(conns, step, list(range(WARM_UP)))
+    figures = []
+    going_on = list(range(WARM_UP, total))
+    for name, step in checkout.steps():
+        found, going_on = await _measured(conns, service, name, step, going_on)
+        figures.append(found)
+    for name, step in checkout.reads():
+        figures.append((await _measured(conns, service, name, step, list(range(READS))))[0])
     for conn in conns:
         conn.close()
     return figures
 
 
 async def _measured(
-    conns: list[Connection], service: int, name: str, step: Step, buyers: range
-) -> dict[str, Any]:
+    conns: list[Connection], service: int, name: str, step: Step, buyers: list[int]
+) -> tuple[dict[str, Any], list[int]]:
+    """A step's figures, and the buyers it succeeded for (the only ones the next step
+    takes)."""
     ticks, started = cpu.tree_ticks(service), time.monotonic()
-    ok = await _run(conns, step, buyers)
+    succeeded = await _run(conns, step, buyers)
     seconds = time.monotonic() - started
     used = (cpu.tree_ticks(service) - ticks) / cpu.TICK
     found = {
         "step": name,
         "requests": len(buyers),
-        "ok": ok,
-        "cpu_ms_per_request": round(1000 * used / len(buyers), 2),
+        "ok": len(succeeded),
+        "cpu_ms_per_request": round(1000 * used / max(1, len(buyers)), 2),
         "requests_per_s": round(len(buyers) / seconds, 1),
     }
     loadgen.progress(f"{name}: {found}")
-    return found
+    return found, succeeded
 
 
 def main() -> None:
@@ -166,6 +172,7 @@ def main() -> None:
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--json", dest="json_path", help="write the result as JSON here")
     args = parser.parse_args()
+    before = conditions.machine()
     with loadgen.service(1, args.server) as (backends, base_url):
         figures = asyncio.run(measure(base_url, backends, args.buyers))
     print(f"One {args.server} worker, {CONNECTIONS} connections, {args.buyers} buyers.")
@@ -176,7 +183,7 @@ def main() -> None:
             f"| {f['step']} | {f['requests']} | {f['ok']} | {f['cpu_ms_per_request']} "
             f"| {f['requests_per_s']} |"
         )
-    conditions.save({"machine": conditions.machine(), "steps": figures}, args.json_path)
+    conditions.save({"machine": before, "steps": figures}, args.json_path)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,37 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
 
 
 @contextmanager
+def transactions(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The transaction boundaries ("begin", "commit", "rollback"), in order, of the
+    connections that sent statements of requests while the block ran; filled in when it
+    ends. By connection, since a background loop's session may end in a task of its own."""
+    seen: list[str] = []
+    boundaries: list[tuple[str, int]] = []
+    of_requests: set[int] = set()
+
+    def on(kind: str) -> Any:
+        def record(connection: Any, *args: Any) -> None:
+            boundaries.append((kind, id(connection)))
+
+        return record
+
+    def statement(connection: Any, *args: Any) -> None:
+        if _from_a_request():
+            of_requests.add(id(connection))
+
+    listeners = {kind: on(kind) for kind in ("begin", "commit", "rollback")}
+    listeners["before_cursor_execute"] = statement
+    for name, listener in listeners.items():
+        sa_event.listen(engine.sync_engine, name, listener)
+    try:
+        yield seen
+    finally:
+        for name, listener in listeners.items():
+            sa_event.remove(engine.sync_engine, name, listener)
+        seen += [kind for kind, connection in boundaries if connection in of_requests]
+
+
+@contextmanager
 def compiled_anew(engine: AsyncEngine) -> Iterator[list[str]]:
     """The statements of requests that SQLAlchemy compiled while the block ran instead of
     taking them from its cache of compiled statements (SAVEPOINTs, which have nothing to

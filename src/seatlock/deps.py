@@ -99,6 +99,8 @@ async def _db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSes
 
 
 async def _checkout_desk(request: Request[Any, Any, Any]) -> AsyncIterator[CheckoutDesk]:
+    """The request's session is opened here, as in `_db_session`, so that it is closed on
+    every path, errors included."""
     state = request.app.state
     caller = provide_principal(request)
     factory: async_sessionmaker[AsyncSession] = state.sessions

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 
@@ -16,6 +16,9 @@ class DomainError(Exception):
 
     # Seconds after which the same request may succeed, sent as Retry-After where set.
     retry_after: int | None = None
+    # What to do once the transaction this error ends is over, committed or rolled back
+    # (Redis calls that must not wait while it holds row locks); run by whoever ends it.
+    after_transaction: Callable[[], Awaitable[None]] | None = None
 
     def __init__(self, detail: str, field: str | None = None) -> None:
         super().__init__(detail)

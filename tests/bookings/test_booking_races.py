@@ -12,14 +12,14 @@ import httpx
 import pytest
 import sqlalchemy
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.auth.tokens import Principal
 from seatlock.bookings import bookings
-from seatlock.bookings.bookings import SeatsTaken
+from seatlock.bookings.bookings import RecheckFailed, SeatsTaken
 from seatlock.holds.placement import taken_snapshot
 from seatlock.holds.store import HoldPolicy, HoldStore
-from seatlock.models import Role
+from seatlock.models import Role, SeatState
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
 from seatlock.testing.servers import NO_SHEDDING
@@ -64,7 +64,7 @@ async def paused_owner_race(
                 session, alice, alice_hold.id, claimed_event, claimed_seats
             )
             await session.commit()
-        except SeatsTaken as refused:
+        except (SeatsTaken, RecheckFailed) as refused:
             return event.id, refused
     return event.id, None
 
@@ -75,6 +75,26 @@ async def test_a_paused_owner_cannot_book_seats_sold_meanwhile(
     event_id, alice_error = await paused_owner_race(engine, sessions, store)
 
     assert isinstance(alice_error, SeatsTaken)
+    assert await assert_consistent(engine, event_id) == 2
+    async with engine.connect() as conn:
+        assert await conn.scalar(sqlalchemy.text("SELECT count(*) FROM bookings")) == 1
+
+
+async def test_the_conditional_write_alone_refuses_a_seat_sold_meanwhile(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    store: HoldStore,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without the locking read's recheck, the write's own condition takes nothing, and
+    # nothing of the booking is kept.
+    statement = str(bookings.LOCK_SEATS)
+    assert RECHECK in statement
+    monkeypatch.setattr(bookings, "LOCK_SEATS", sqlalchemy.text(statement.replace(RECHECK, "true")))
+
+    event_id, alice_error = await paused_owner_race(engine, sessions, store)
+
+    assert isinstance(alice_error, RecheckFailed)
     assert await assert_consistent(engine, event_id) == 2
     async with engine.connect() as conn:
         assert await conn.scalar(sqlalchemy.text("SELECT count(*) FROM bookings")) == 1
@@ -175,3 +195,82 @@ async def test_many_buyers_booking_overlapping_seats_over_http(
     sold = [seat for seats in won for seat in seats]
     assert len(sold) == len(set(sold))
     assert await assert_consistent(engine, event.id) == len(sold)
+
+
+async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_taken(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], store: HoldStore
+) -> None:
+    # Bob's booking transaction holds the first seat's row lock; Alice's locking read waits
+    # on it; Bob's reserves the seat and commits; PostgreSQL reads the seat again for Alice.
+    event = await create_event(engine)
+    first, second = event.seat_ids[:2]
+    alice, bob = (Principal(uuid.uuid4(), Role.USER, f"{n}@example.test") for n in ("a", "b"))
+    async with engine.begin() as conn:
+        for person in (alice, bob):
+            await conn.execute(
+                sqlalchemy.text(
+                    "INSERT INTO users (id, email, password_hash, full_name, role) "
+                    "VALUES (:id, :email, '-', 'P', 'USER')"
+                ),
+                {"id": person.id, "email": person.email},
+            )
+    taken = taken_snapshot(sessions)
+    alice_hold = await store.hold(event.id, alice.id, [first, second], LONG, taken)
+    claimed_event, claimed_seats = await store.claim(alice_hold.id, alice.id)
+
+    async def alice_books() -> SeatsTaken | None:
+        async with sessions() as session:
+            try:
+                await bookings.book_claimed_hold(
+                    session, alice, alice_hold.id, claimed_event, claimed_seats
+                )
+            except SeatsTaken as refused:
+                return refused
+            await session.commit()
+            return None
+
+    async with engine.connect() as bobs:
+        await bobs.execute(
+            sqlalchemy.text("SELECT id FROM seats WHERE id = :seat FOR UPDATE"), {"seat": first}
+        )
+        booking = asyncio.create_task(alice_books())
+        await _until_a_backend_waits_on_a_lock(engine)
+        await _reserve(bobs, event.id, bob.id, first)
+        await bobs.commit()
+        refused = await booking
+
+    assert isinstance(refused, SeatsTaken)
+    assert refused.conflicts == [first]
+    assert refused.states == {first: SeatState.RESERVED}
+    async with engine.connect() as conn:
+        owners = await conn.execute(sqlalchemy.text("SELECT user_id FROM bookings"))
+        assert [row.user_id for row in owners] == [bob.id]
+    assert await assert_consistent(engine, event.id) == 1
+
+
+async def _reserve(
+    conn: AsyncConnection, event_id: uuid.UUID, user_id: uuid.UUID, seat: uuid.UUID
+) -> None:
+    """Bob's booking of `seat`, in his open transaction."""
+    booking_id = uuid.uuid4()
+    await conn.execute(
+        sqlalchemy.text(
+            "INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, "
+            "total_minor, currency, payment_deadline) VALUES (:id, :event, :user, 'bob', "
+            "ARRAY[CAST(:seat AS uuid)], 'pending_payment', 2500, 'USD', "
+            "now() + interval '15 minutes')"
+        ),
+        {"id": booking_id, "event": event_id, "user": user_id, "seat": seat},
+    )
+    await conn.execute(
+        sqlalchemy.text("UPDATE seats SET state = 'reserved', booking_id = :id WHERE id = :seat"),
+        {"id": booking_id, "seat": seat},
+    )
+
+
+async def _until_a_backend_waits_on_a_lock(engine: AsyncEngine) -> None:
+    async with asyncio.timeout(15), engine.connect() as conn:
+        while not await conn.scalar(
+            sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        ):
+            await asyncio.sleep(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, text
@@ -10,10 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.models import Role, Seat, SeatState
 from tests.buying import book, booked, hold, pay
-from tests.clients import Client, UserFactory
+from tests.clients import Client, UserFactory, assert_problem
 from tests.factories import create_event
 from tests.oracle import assert_consistent
-from tests.statements import compiled_anew, statements
+from tests.statements import compiled_anew, statements, transactions
 
 
 async def seat_states(engine: AsyncEngine, seats: list) -> list[SeatState]:  # type: ignore[type-arg]
@@ -306,7 +307,8 @@ async def test_a_booking_is_one_transaction_of_four_statements(
     buyer = await make_user()
     hold_id = await hold(client, buyer, event.id, event.seat_ids[:2])
 
-    with statements(client.app.state.engine) as sent:
+    engine_of_app = client.app.state.engine
+    with statements(engine_of_app) as sent, transactions(engine_of_app) as ends:
         response = await book(client, buyer, hold_id)
 
     assert response.status_code == 201, response.text
@@ -318,4 +320,56 @@ async def test_a_booking_is_one_transaction_of_four_statements(
         "WITH booking AS",
         "UPDATE idempotency_records SET",
     ]
+    assert ends == ["begin", "commit"]
     assert await assert_consistent(engine, event.id) == 2
+
+
+async def _book_behind_redis(
+    engine: AsyncEngine, event_id: uuid.UUID, email: str, seat: uuid.UUID
+) -> None:
+    """A live booking of `seat` written straight into PostgreSQL: Redis does not know of it,
+    as after a failover that lost Redis's cache of taken seats."""
+    async with engine.begin() as conn:
+        booking_id = uuid.uuid4()
+        await conn.execute(
+            text(
+                "INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, "
+                "total_minor, currency, payment_deadline) SELECT :id, :event, id, 'elsewhere', "
+                "ARRAY[CAST(:seat AS uuid)], 'pending_payment', 2500, 'USD', "
+                "now() + interval '15 minutes' FROM users WHERE email = :email"
+            ),
+            {"id": booking_id, "event": event_id, "seat": seat, "email": email},
+        )
+        await conn.execute(
+            text("UPDATE seats SET state = 'reserved', booking_id = :id WHERE id = :seat"),
+            {"id": booking_id, "seat": seat},
+        )
+
+
+async def test_a_hold_over_a_seat_taken_meanwhile_is_refused_dropped_and_replayed(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    alice, carol = await make_user(), await make_user()
+    await make_user(email="bob@example.test")
+    first, second = event.seat_ids[:2]
+    hold_id = await hold(client, alice, event.id, [first, second])
+    await _book_behind_redis(engine, event.id, "bob@example.test", first)
+
+    refused = await book(client, alice, hold_id, key="alice-1")
+    replayed = await book(client, alice, hold_id, key="alice-1")
+    holds = f"/api/events/{event.id}/holds"
+    carol_first = await client.post(holds, json={"seat_ids": [str(first)]}, headers=carol)
+    carol_second = await client.post(holds, json={"seat_ids": [str(second)]}, headers=carol)
+
+    body = assert_problem(refused, 409, "seats-taken")
+    assert body["conflicts"] == [str(first)]
+    # The refusal is the key's answer.
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert (replayed.status_code, replayed.json()) == (409, body)
+    # Nothing was written; the hold is gone and Redis learnt that the first seat is taken.
+    assert await seat_states(engine, [first, second]) == [SeatState.RESERVED, SeatState.AVAILABLE]
+    assert (await client.get(f"/api/holds/{hold_id}", headers=alice)).status_code in (404, 410)
+    assert carol_first.status_code == 409, carol_first.text
+    assert carol_second.status_code == 201, carol_second.text
+    assert await assert_consistent(engine, event.id) == 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -22,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from seatlock.auth.tokens import Principal
 from seatlock.bookings.tickets import BookedEvent, BookedSeat, BookingOut
-from seatlock.errors import Conflict, InvalidInput, NotFound, SeatConflict
+from seatlock.errors import Conflict, DomainError, InvalidInput, NotFound, SeatConflict
 from seatlock.holds.store import HoldStore
 from seatlock.models import Booking, BookingStatus, EventStatus, SeatState
 from seatlock.ops.metrics import BOOKINGS, HOLDS_CONVERTED
@@ -36,25 +37,36 @@ LIVE = (BookingStatus.PENDING_PAYMENT, BookingStatus.CONFIRMED)
 BeforeCommit = Callable[[BookingOut], Awaitable[None]]
 
 
-# The seats locked in id order (two bookings wanting overlapping seats then queue instead of
-# deadlocking) and answered in the ticket page's order, with whether each is still free (the
-# recheck, as in the write below), their prices, their event and PostgreSQL's transaction
-# time, which the booking's `created_at` and deadline carry.
+# The seats that are still free (the recheck, as in the write below), locked in id order
+# (two bookings wanting overlapping seats then queue instead of deadlocking) and answered in
+# the ticket page's order, with their prices, their event and PostgreSQL's transaction
+# time, which the booking's `created_at` and deadline carry. A seat another transaction
+# takes while this one waits for its lock drops out. Seats that are not free are not
+# locked: a booking refused waits on nobody's payment.
 LOCK_SEATS = text(
     """
     SELECT locked.* FROM (
-        SELECT s.id, s.section, s.row, s.number, s.state::text AS state,
-               (s.state = 'available') AS free, p.name AS price_category, p.price_minor,
+        SELECT s.id, s.section, s.row, s.number, p.name AS price_category, p.price_minor,
                p.currency, e.status::text AS event_status, e.max_seats_per_booking,
                e.payment_window_seconds, e.title, e.venue, e.starts_at, now() AS now
         FROM seats s
         JOIN price_categories p ON p.id = s.price_category_id
         JOIN events e ON e.id = s.event_id
-        WHERE s.event_id = :event AND s.id = ANY(:ids)
+        WHERE s.event_id = :event AND s.id = ANY(:ids) AND (s.state = 'available')
         ORDER BY s.id
         FOR UPDATE OF s
     ) AS locked
     ORDER BY locked.section, locked.row, locked.number
+    """
+)
+# What a refusal reports once the locking read missed seats: the event's status and seat
+# limit, and the state of each seat asked for. Read without locks, on refusals only.
+REFUSAL_FACTS = text(
+    """
+    SELECT e.status::text AS event_status, e.max_seats_per_booking, s.id, s.state::text AS state
+    FROM events e
+    LEFT JOIN seats s ON s.event_id = e.id AND s.id = ANY(:ids)
+    WHERE e.id = :event
     """
 )
 # The booking row and the conditional write of its seats, in one statement (the seats'
@@ -89,22 +101,49 @@ class SeatsTaken(SeatConflict):
         self.states = states or {}
 
 
-def _terms(seats: Sequence[Any], seat_ids: Sequence[uuid.UUID]) -> tuple[int, int, str]:
-    """The event's payment window and the seats' total price and currency; refuses an
-    event that is off sale, a booking over the event's seat limit, seats priced in more
-    than one currency and seats that are not free."""
-    if not seats or seats[0].event_status != EventStatus.ON_SALE:
-        raise Conflict("the event is no longer on sale")
-    if len(seat_ids) > seats[0].max_seats_per_booking:
-        raise InvalidInput(f"at most {seats[0].max_seats_per_booking} seats per booking")
+class RecheckFailed(RuntimeError):
+    """The seat write took fewer seats than the locking read found free. The seats are
+    locked, so only a broken recheck gets here; nothing of the booking may commit."""
+
+
+def _event_refusal(event_status: str, max_seats: int, asked: int) -> DomainError | None:
+    """Refuses an event that is off sale and a booking over the event's seat limit."""
+    if event_status != EventStatus.ON_SALE:
+        return Conflict("the event is no longer on sale")
+    if asked > max_seats:
+        return InvalidInput(f"at most {max_seats} seats per booking")
+    return None
+
+
+def _terms(seats: Sequence[Any], asked: int) -> tuple[int, int, str]:
+    """The event's payment window and the seats' total price and currency, from the
+    locking read of every seat asked for; refuses seats priced in more than one currency."""
+    first = seats[0]
+    if refusal := _event_refusal(first.event_status, first.max_seats_per_booking, asked):
+        raise refusal
     if len({seat.currency for seat in seats}) != 1:
         raise InvalidInput("the seats of one booking must be priced in one currency")
-    free = {seat.id for seat in seats if seat.free}
-    if missing := [s for s in seat_ids if s not in free]:
-        states = {seat.id: SeatState(seat.state) for seat in seats if not seat.free}
-        raise SeatsTaken("some seats were sold or reserved meanwhile", missing, states)
-    total = sum(seat.price_minor for seat in seats)
-    return seats[0].payment_window_seconds, total, seats[0].currency
+    return first.payment_window_seconds, sum(seat.price_minor for seat in seats), first.currency
+
+
+async def _refusal(
+    session: AsyncSession, event_id: uuid.UUID, ids: list[uuid.UUID], free: set[uuid.UUID]
+) -> DomainError:
+    """Why a booking whose locking read missed seats is refused: its event, its size, or
+    the seats taken (with their states, for Redis's cache)."""
+    facts = (await session.execute(REFUSAL_FACTS, {"event": event_id, "ids": ids})).all()
+    if not facts:
+        return Conflict("the event is no longer on sale")
+    first = facts[0]
+    if refusal := _event_refusal(first.event_status, first.max_seats_per_booking, len(ids)):
+        return refusal
+    taken: dict[uuid.UUID, SeatState] = {
+        f.id: SeatState(f.state)
+        for f in facts
+        if f.id is not None and f.id not in free and f.state != SeatState.AVAILABLE
+    }
+    missing = [seat for seat in ids if seat not in free]
+    return SeatsTaken("some seats were sold or reserved meanwhile", missing, taken)
 
 
 async def book_claimed_hold(
@@ -115,10 +154,13 @@ async def book_claimed_hold(
     seat_ids: Sequence[uuid.UUID],
 ) -> BookingOut:
     """The booking's writes, for a hold already claimed in Redis, in the session's open
-    transaction (uncommitted), and its answer. Raises SeatsTaken before writing anything."""
+    transaction (uncommitted), and its answer. A refusal is raised before anything is
+    written."""
     ids = list(seat_ids)
     seats = (await session.execute(LOCK_SEATS, {"event": event_id, "ids": ids})).all()
-    window, total, currency = _terms(seats, ids)
+    if len(seats) != len(ids):
+        raise await _refusal(session, event_id, ids, {seat.id for seat in seats})
+    window, total, currency = _terms(seats, len(ids))
     status = BookingStatus.CONFIRMED if total == 0 else BookingStatus.PENDING_PAYMENT
     booking_id = uuid.uuid4()
     taken = await session.scalars(
@@ -137,10 +179,7 @@ async def book_claimed_hold(
         },
     )
     if len(set(taken)) != len(ids):
-        # The seats are locked and were free: only a broken recheck gets here, and nothing
-        # of this booking may commit.
-        await session.rollback()
-        raise SeatsTaken("some seats were sold or reserved meanwhile", ids)
+        raise RecheckFailed(f"the write took {len(set(taken))} of {len(ids)} locked free seats")
     first = seats[0]
     return BookingOut(
         id=booking_id,
@@ -167,7 +206,9 @@ async def create_booking(
 ) -> BookingOut:
     """Turn the caller's hold into a booking: claim it in Redis, write the booking and its
     seats with its answer, let the caller add its own writes, commit, then drop the hold
-    from Redis."""
+    from Redis. A refusal leaves the transaction to the caller (to keep the refusal with
+    the key's claim) and sees to the hold in `after_transaction`: Redis is not asked while
+    the transaction holds seat locks."""
     event_id, seat_ids = await store.claim(hold_id, principal.id)
     try:
         answer = await book_claimed_hold(session, principal, hold_id, event_id, seat_ids)
@@ -175,15 +216,28 @@ async def create_booking(
             await before_commit(answer)
         await session.commit()
     except SeatsTaken as taken:
-        await _forget_hold(store, principal, hold_id, event_id, taken.states)
+        taken.after_transaction = partial(
+            _forget_hold, store, principal, hold_id, event_id, taken.states
+        )
+        raise
+    except DomainError as refusal:
+        refusal.after_transaction = partial(_give_back, store, principal, hold_id)
         raise
     except BaseException:
-        await best_effort(store.unclaim(hold_id, principal.id))
+        try:
+            await session.rollback()
+        finally:
+            await _give_back(store, principal, hold_id)
         raise
     _created(answer, hold_id)
     state = SeatState.SOLD if answer.status is BookingStatus.CONFIRMED else SeatState.RESERVED
     await best_effort(store.complete(hold_id, principal.id, state, seat_ids))
     return answer
+
+
+async def _give_back(store: HoldStore, principal: Principal, hold_id: str) -> None:
+    """The claimed hold back to its owner, to book again or let go."""
+    await best_effort(store.unclaim(hold_id, principal.id))
 
 
 def _created(booking: BookingOut, hold_id: str) -> None:

@@ -173,10 +173,9 @@ def _seconds_until(moment: datetime | None) -> int:
 # STORE and RELEASE write the claim's record only as long as this request still holds it:
 # no answer yet, and the lease it claimed (none, for a claim inside the work's
 # transaction). Once a retry has taken the key over, the lease differs and they match
-# nothing. SQL text, like CLAIM:
-# these run in every booking and payment, and an ORM UPDATE costs them more CPU than
-# PostgreSQL's work (its expressions built anew each time, then evaluated against the
-# session's objects).
+# nothing. SQL text, like CLAIM: these run in every booking and payment, and an ORM UPDATE
+# costs them more CPU than PostgreSQL's work (its expressions built anew each time, then
+# evaluated against the session's objects).
 STORE = text(
     """
     UPDATE idempotency_records

@@ -110,8 +110,9 @@ async def run_in_transaction(
 ) -> Response[bytes]:
     """Claim the key in the session's transaction and run `work`, which must pass its
     answer to the recorder it is given before it commits. A lasting refusal (a 4xx domain
-    error) is recorded once the work has rolled its own writes back; anything else rolls
-    the claim back with them, so that a retry runs afresh."""
+    error, raised before the work wrote anything) is recorded with the claim; anything
+    else rolls the claim back, so that a retry runs afresh. Either way the refusal's
+    `after_transaction` runs once the transaction is over."""
     claimed = await _claim(request, session, user_id, body)
     if isinstance(claimed, records.StoredResponse):
         await session.rollback()
@@ -126,11 +127,15 @@ async def run_in_transaction(
     try:
         await work(record)
     except DomainError as error:
-        if not _lasting(error):
-            await session.rollback()
-            raise
-        await records.store(session, claimed, _refusal(request, error))
-        await session.commit()
+        try:
+            if _lasting(error):
+                await records.store(session, claimed, _refusal(request, error))
+                await session.commit()
+            else:
+                await session.rollback()
+        finally:
+            if error.after_transaction is not None:
+                await error.after_transaction()
         raise
     except BaseException:
         await session.rollback()
