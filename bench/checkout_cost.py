@@ -120,8 +120,10 @@ async def _run(conns: list[Connection], step: Step, buyers: list[int]) -> list[i
     return succeeded
 
 
-async def measure(base_url: str, backends: Backends, buyers: int) -> list[dict[str, Any]]:
-    total = WARM_UP + buyers
+async def measure(
+    base_url: str, backends: Backends, buyers: int, warm_up: int = WARM_UP, reads: int = READS
+) -> list[dict[str, Any]]:
+    total = warm_up + buyers
     async with loadgen.event_on_sale(base_url, backends, total) as (engine, event_id, seats):
         people = await accounts.mint_accounts(engine, backends.jwt_secret, total)
     checkout = Checkout(event_id, [s.id for s in seats], people)
@@ -129,18 +131,18 @@ async def measure(base_url: str, backends: Backends, buyers: int) -> list[dict[s
     conns = [Connection(base_url) for _ in range(CONNECTIONS)]
     for conn in conns:
         await conn.open()
-    warming = list(range(WARM_UP))
+    warming = list(range(warm_up))
     for _, step in checkout.steps():
         warming = await _run(conns, step, warming)
     for _, step in checkout.reads():
-        await _run(conns, step, list(range(WARM_UP)))
+        await _run(conns, step, list(range(warm_up)))
     figures = []
-    going_on = list(range(WARM_UP, total))
+    going_on = list(range(warm_up, total))
     for name, step in checkout.steps():
         found, going_on = await _measured(conns, service, name, step, going_on)
         figures.append(found)
     for name, step in checkout.reads():
-        figures.append((await _measured(conns, service, name, step, list(range(READS))))[0])
+        figures.append((await _measured(conns, service, name, step, list(range(reads))))[0])
     for conn in conns:
         conn.close()
     return figures

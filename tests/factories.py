@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from seatlock.models import Event, EventStatus, PriceCategory, Role, Seat, User
 
@@ -101,3 +101,48 @@ async def scalar(engine: AsyncEngine, query: str, **params: Any) -> Any:
     """One value read straight from PostgreSQL."""
     async with engine.connect() as conn:
         return await conn.scalar(text(query), params)
+
+
+async def add_users(engine: AsyncEngine, *user_ids: uuid.UUID) -> None:
+    """Buyer accounts for tests that call the domain directly, without signing in."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(User),
+            [
+                {
+                    "id": user_id,
+                    "email": f"buyer-{user_id}@example.test",
+                    "password_hash": "not-a-usable-hash",
+                    "full_name": "Buyer",
+                    "role": Role.USER,
+                }
+                for user_id in user_ids
+            ],
+        )
+
+
+async def reserve_in_postgres(
+    conn: AsyncConnection, event_id: uuid.UUID, user_id: uuid.UUID, seat: uuid.UUID
+) -> None:
+    """A live booking of `seat` for `user_id`, written in `conn`'s transaction straight into
+    PostgreSQL, which Redis does not hear of (another booking, or one whose Redis was lost)."""
+    booking_id = uuid.uuid4()
+    await conn.execute(
+        text(
+            "INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, "
+            "total_minor, currency, payment_deadline) VALUES (:id, :event, :user, :hold, "
+            "ARRAY[CAST(:seat AS uuid)], 'pending_payment', 2500, 'USD', "
+            "now() + interval '15 minutes')"
+        ),
+        {
+            "id": booking_id,
+            "event": event_id,
+            "user": user_id,
+            "hold": f"pg.{booking_id}",
+            "seat": seat,
+        },
+    )
+    await conn.execute(
+        text("UPDATE seats SET state = 'reserved', booking_id = :id WHERE id = :seat"),
+        {"id": booking_id, "seat": seat},
+    )

@@ -119,7 +119,7 @@ def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
     assert target.jwt_secret is not None
     backends = Backends(target.database_url, target.redis_url, target.jwt_secret, owned=False)
 
-    figures = asyncio.run(checkout_cost.measure(target.service, backends, 20))
+    figures = asyncio.run(checkout_cost.measure(target.service, backends, 20, warm_up=5, reads=20))
 
     steps = [f["step"] for f in figures]
     assert steps == [

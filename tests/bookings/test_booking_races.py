@@ -12,7 +12,7 @@ import httpx
 import pytest
 import sqlalchemy
 from redis.asyncio import Redis
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from seatlock.auth.tokens import Principal
 from seatlock.bookings import bookings
@@ -23,7 +23,7 @@ from seatlock.models import Role, SeatState
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
 from seatlock.testing.servers import NO_SHEDDING
-from tests.factories import create_event
+from tests.factories import add_users, create_event, reserve_in_postgres
 from tests.live_server import live_server
 from tests.oracle import assert_consistent, double_sold_seats
 
@@ -41,15 +41,7 @@ async def paused_owner_race(
     event = await create_event(engine)
     seats = event.seat_ids[:2]
     alice, bob = (Principal(uuid.uuid4(), Role.USER, f"{n}@example.test") for n in ("a", "b"))
-    async with engine.begin() as conn:
-        for person in (alice, bob):
-            await conn.execute(
-                sqlalchemy.text(
-                    "INSERT INTO users (id, email, password_hash, full_name, role) "
-                    "VALUES (:id, :email, '-', 'P', 'USER')"
-                ),
-                {"id": person.id, "email": person.email},
-            )
+    await add_users(engine, alice.id, bob.id)
     async with sessions() as session:
         alice_hold = await store.hold(event.id, alice.id, seats, SHORT, taken_snapshot(sessions))
     claimed_event, claimed_seats = await store.claim(alice_hold.id, alice.id)
@@ -205,15 +197,7 @@ async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_take
     event = await create_event(engine)
     first, second = event.seat_ids[:2]
     alice, bob = (Principal(uuid.uuid4(), Role.USER, f"{n}@example.test") for n in ("a", "b"))
-    async with engine.begin() as conn:
-        for person in (alice, bob):
-            await conn.execute(
-                sqlalchemy.text(
-                    "INSERT INTO users (id, email, password_hash, full_name, role) "
-                    "VALUES (:id, :email, '-', 'P', 'USER')"
-                ),
-                {"id": person.id, "email": person.email},
-            )
+    await add_users(engine, alice.id, bob.id)
     taken = taken_snapshot(sessions)
     alice_hold = await store.hold(event.id, alice.id, [first, second], LONG, taken)
     claimed_event, claimed_seats = await store.claim(alice_hold.id, alice.id)
@@ -235,7 +219,7 @@ async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_take
         )
         booking = asyncio.create_task(alice_books())
         await _until_a_backend_waits_on_a_lock(engine)
-        await _reserve(bobs, event.id, bob.id, first)
+        await reserve_in_postgres(bobs, event.id, bob.id, first)
         await bobs.commit()
         refused = await booking
 
@@ -246,26 +230,6 @@ async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_take
         owners = await conn.execute(sqlalchemy.text("SELECT user_id FROM bookings"))
         assert [row.user_id for row in owners] == [bob.id]
     assert await assert_consistent(engine, event.id) == 1
-
-
-async def _reserve(
-    conn: AsyncConnection, event_id: uuid.UUID, user_id: uuid.UUID, seat: uuid.UUID
-) -> None:
-    """Bob's booking of `seat`, in his open transaction."""
-    booking_id = uuid.uuid4()
-    await conn.execute(
-        sqlalchemy.text(
-            "INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, "
-            "total_minor, currency, payment_deadline) VALUES (:id, :event, :user, 'bob', "
-            "ARRAY[CAST(:seat AS uuid)], 'pending_payment', 2500, 'USD', "
-            "now() + interval '15 minutes')"
-        ),
-        {"id": booking_id, "event": event_id, "user": user_id, "seat": seat},
-    )
-    await conn.execute(
-        sqlalchemy.text("UPDATE seats SET state = 'reserved', booking_id = :id WHERE id = :seat"),
-        {"id": booking_id, "seat": seat},
-    )
 
 
 async def _until_a_backend_waits_on_a_lock(engine: AsyncEngine) -> None:

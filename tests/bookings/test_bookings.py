@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatlock.models import Role, Seat, SeatState
 from tests.buying import book, booked, hold, pay
 from tests.clients import Client, UserFactory, assert_problem
-from tests.factories import create_event
+from tests.factories import add_users, create_event, reserve_in_postgres
 from tests.oracle import assert_consistent
 from tests.statements import compiled_anew, statements, transactions
 
@@ -324,37 +324,18 @@ async def test_a_booking_is_one_transaction_of_four_statements(
     assert await assert_consistent(engine, event.id) == 2
 
 
-async def _book_behind_redis(
-    engine: AsyncEngine, event_id: uuid.UUID, email: str, seat: uuid.UUID
-) -> None:
-    """A live booking of `seat` written straight into PostgreSQL: Redis does not know of it,
-    as after a failover that lost Redis's cache of taken seats."""
-    async with engine.begin() as conn:
-        booking_id = uuid.uuid4()
-        await conn.execute(
-            text(
-                "INSERT INTO bookings (id, event_id, user_id, hold_id, seat_ids, status, "
-                "total_minor, currency, payment_deadline) SELECT :id, :event, id, 'elsewhere', "
-                "ARRAY[CAST(:seat AS uuid)], 'pending_payment', 2500, 'USD', "
-                "now() + interval '15 minutes' FROM users WHERE email = :email"
-            ),
-            {"id": booking_id, "event": event_id, "seat": seat, "email": email},
-        )
-        await conn.execute(
-            text("UPDATE seats SET state = 'reserved', booking_id = :id WHERE id = :seat"),
-            {"id": booking_id, "seat": seat},
-        )
-
-
 async def test_a_hold_over_a_seat_taken_meanwhile_is_refused_dropped_and_replayed(
     client: Client, make_user: UserFactory, engine: AsyncEngine
 ) -> None:
     event = await create_event(engine)
     alice, carol = await make_user(), await make_user()
-    await make_user(email="bob@example.test")
+    bob = uuid.uuid4()
+    await add_users(engine, bob)
     first, second = event.seat_ids[:2]
     hold_id = await hold(client, alice, event.id, [first, second])
-    await _book_behind_redis(engine, event.id, "bob@example.test", first)
+    # Bob's booking of the first seat, which Redis does not hear of (its cache was lost).
+    async with engine.begin() as conn:
+        await reserve_in_postgres(conn, event.id, bob, first)
 
     refused = await book(client, alice, hold_id, key="alice-1")
     replayed = await book(client, alice, hold_id, key="alice-1")
