@@ -7,6 +7,10 @@ Steps: a hold of one chosen seat, its booking, the payment's initiation, the san
 checkout page, the verification; then reads of the availability snapshot and of the seat
 map of the same event. A warm-up of 100 buyers goes through every step first (statement
 caches, connections). The CPU is that of the service's process tree, read from /proc.
+
+With `--baseline`, the baseline app (`bench/baseline_app.py`, one worker too) is measured
+as well: its locking transaction, on an event of its own, takes the place of Seatlock's
+hold and booking; the payment steps after it are the service's, the same in both designs.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -27,7 +32,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 from bench import conditions, cpu, loadgen
 from bench.wire import Connection
 from seatlock.testing import accounts
-from seatlock.testing.servers import SERVERS, Backends
+from seatlock.testing.servers import NO_SHEDDING, SERVERS, Backends, app_server
 
 WARM_UP = 100
 CONNECTIONS = 16
@@ -50,6 +55,12 @@ class Checkout:
 
     def keyed(self, i: int) -> dict[str, str]:
         return {**self.people[i], "Idempotency-Key": str(uuid.uuid4())}
+
+    async def lock(self, conn: Connection, i: int) -> bool:
+        """The baseline's checkout of seat i: its locking transaction, booking included."""
+        path = f"/baseline/events/{self.event_id}/bookings"
+        reply = await conn.request("POST", path, {"seat_ids": [self.seats[i]]}, self.people[i])
+        return reply.status == 201
 
     async def hold(self, conn: Connection, i: int) -> bool:
         path = f"/api/events/{self.event_id}/holds"
@@ -120,17 +131,29 @@ async def _run(conns: list[Connection], step: Step, buyers: list[int]) -> list[i
     return succeeded
 
 
+async def _connections(base_url: str) -> list[Connection]:
+    conns = [Connection(base_url) for _ in range(CONNECTIONS)]
+    for conn in conns:
+        await conn.open()
+    return conns
+
+
 async def measure(
-    base_url: str, backends: Backends, buyers: int, warm_up: int = WARM_UP, reads: int = READS
+    base_url: str,
+    backends: Backends,
+    buyers: int,
+    warm_up: int = WARM_UP,
+    reads: int = READS,
+    baseline_url: str | None = None,
 ) -> list[dict[str, Any]]:
+    """Each step's figures; with `baseline_url`, then those of the baseline's locking
+    transaction (step `baseline_lock_txn`)."""
     total = warm_up + buyers
     async with loadgen.event_on_sale(base_url, backends, total) as (engine, event_id, seats):
         people = await accounts.mint_accounts(engine, backends.jwt_secret, total)
     checkout = Checkout(event_id, [s.id for s in seats], people)
     service = cpu.roots_by_url({"service": base_url})["service"]
-    conns = [Connection(base_url) for _ in range(CONNECTIONS)]
-    for conn in conns:
-        await conn.open()
+    conns = await _connections(base_url)
     warming = list(range(warm_up))
     for _, step in checkout.steps():
         warming = await _run(conns, step, warming)
@@ -145,7 +168,31 @@ async def measure(
         figures.append((await _measured(conns, service, name, step, list(range(reads))))[0])
     for conn in conns:
         conn.close()
+    if baseline_url is not None:
+        figures.append(await _baseline_lock(base_url, baseline_url, backends, people, warm_up))
     return figures
+
+
+async def _baseline_lock(
+    base_url: str,
+    baseline_url: str,
+    backends: Backends,
+    people: list[dict[str, str]],
+    warm_up: int,
+) -> dict[str, Any]:
+    """The baseline's locking transaction for every buyer, each on a seat of its own of a
+    fresh event, after a warm-up: its figures, on the baseline app's process tree."""
+    async with loadgen.event_on_sale(base_url, backends, len(people)) as (_, event_id, seats):
+        checkout = Checkout(event_id, [s.id for s in seats], people)
+    baseline = cpu.roots_by_url({"baseline": baseline_url})["baseline"]
+    conns = await _connections(baseline_url)
+    await _run(conns, checkout.lock, list(range(warm_up)))
+    found, _ = await _measured(
+        conns, baseline, "baseline_lock_txn", checkout.lock, list(range(warm_up, len(people)))
+    )
+    for conn in conns:
+        conn.close()
+    return found
 
 
 async def _measured(
@@ -172,11 +219,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--buyers", type=int, default=1500)
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
+    parser.add_argument(
+        "--baseline", action="store_true", help="measure the baseline's locking transaction too"
+    )
     parser.add_argument("--json", dest="json_path", help="write the result as JSON here")
     args = parser.parse_args()
     before = conditions.machine()
-    with loadgen.service(1, args.server) as (backends, base_url):
-        figures = asyncio.run(measure(base_url, backends, args.buyers))
+    with ExitStack() as stack:
+        backends, base_url = stack.enter_context(loadgen.service(1, args.server))
+        baseline_url = None
+        if args.baseline:
+            baseline_url = stack.enter_context(
+                app_server("bench.baseline_app:create_app", backends, 1, NO_SHEDDING, args.server)
+            )
+        figures = asyncio.run(measure(base_url, backends, args.buyers, baseline_url=baseline_url))
     print(f"One {args.server} worker, {CONNECTIONS} connections, {args.buyers} buyers.")
     print("| step | requests | ok | service CPU per request (ms) | requests/s |")
     print("|---|---|---|---|---|")

@@ -45,7 +45,7 @@ class Options:
     server: str = "uvicorn"
 
 
-async def _files(
+async def files(
     base_url: str, backends: Backends, folder: Path
 ) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
     """An event on sale and a buyer per seat: the event id, the wrk files of the warm-up
@@ -65,16 +65,19 @@ async def _files(
     return event_id, warm_up, measured
 
 
+def wrk_env(event_id: str) -> dict[str, str]:
+    """What the wrk script of the hold phase needs to know: the routes of the event's
+    holds."""
+    return {"BENCH_WRK_CLAIM": f"/api/events/{event_id}/holds", "BENCH_WRK_RELEASE": "/api/holds/"}
+
+
 def measure(base_url: str, backends: Backends, options: Options) -> dict[str, Any]:
     roots = cpu.roots_by_url(
         {"service": base_url, "postgresql": backends.database_url, "valkey": backends.redis_url}
     )
     with tempfile.TemporaryDirectory(prefix="seatlock-wrk-") as folder:
-        event_id, warm_up, measured = asyncio.run(_files(base_url, backends, Path(folder)))
-        env = {
-            "BENCH_WRK_CLAIM": f"/api/events/{event_id}/holds",
-            "BENCH_WRK_RELEASE": "/api/holds/",
-        }
+        event_id, warm_up, measured = asyncio.run(files(base_url, backends, Path(folder)))
+        env = wrk_env(event_id)
 
         def phase(mode: str, seconds: float, files: tuple[str, ...]) -> dict[str, Any]:
             url = f"{base_url}/health/live" if mode == "trivial" else base_url

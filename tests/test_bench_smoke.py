@@ -119,7 +119,11 @@ def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
     assert target.jwt_secret is not None
     backends = Backends(target.database_url, target.redis_url, target.jwt_secret, owned=False)
 
-    figures = asyncio.run(checkout_cost.measure(target.service, backends, 20, warm_up=5, reads=20))
+    figures = asyncio.run(
+        checkout_cost.measure(
+            target.service, backends, 20, warm_up=5, reads=20, baseline_url=target.baseline
+        )
+    )
 
     steps = [f["step"] for f in figures]
     assert steps == [
@@ -130,6 +134,7 @@ def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
         "verify",
         "snapshot",
         "seat_map",
+        "baseline_lock_txn",
     ]
     for found in figures:
         assert found["ok"] == found["requests"] > 0, found
