@@ -37,13 +37,17 @@ LOCK_CHOSEN = text(
     "WHERE s.event_id = :event AND s.id = ANY(:ids) AND s.state = 'available' "
     "ORDER BY s.id FOR UPDATE OF s"
 )
-# Best available, the naive way: the first free seats in order, waiting for their locks.
+# Best available, the naive way: the first free seats in order, then waiting for their
+# locks, taken in the same order as LOCK_CHOSEN's: locking them in seat order while chosen
+# seats are locked in id order would let two checkouts deadlock (and fail with a 500).
 LOCK_FIRST_FREE = text(
     "SELECT s.id, s.state::text AS state, p.price_minor, p.currency FROM seats s "
     "JOIN price_categories p ON p.id = s.price_category_id "
-    "WHERE s.event_id = :event AND s.state = 'available' "
-    "AND (CAST(:section AS text) IS NULL OR s.section = :section) "
-    "ORDER BY s.section, s.row, s.number LIMIT :quantity FOR UPDATE OF s"
+    "WHERE s.event_id = :event AND s.state = 'available' AND s.id IN ("
+    "SELECT f.id FROM seats f WHERE f.event_id = :event AND f.state = 'available' "
+    "AND (CAST(:section AS text) IS NULL OR f.section = :section) "
+    "ORDER BY f.section, f.row, f.number LIMIT :quantity) "
+    "ORDER BY s.id FOR UPDATE OF s"
 )
 EVENT = text(
     "SELECT status::text, payment_window_seconds, max_seats_per_booking FROM events "

@@ -1,4 +1,5 @@
-"""The SQL statements an engine sends, for tests that count what a request costs."""
+"""The SQL statements an engine sends, for tests that count what a request costs; and
+what PostgreSQL's backends wait on, for tests that interleave transactions."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import text
 from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -87,3 +89,12 @@ def compiled_anew(engine: AsyncEngine) -> Iterator[list[str]]:
         yield seen
     finally:
         sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def until_a_backend_waits_on_a_lock(engine: AsyncEngine) -> None:
+    """Returns once some transaction waits on a lock (within 15 s)."""
+    async with asyncio.timeout(15), engine.connect() as conn:
+        while not await conn.scalar(
+            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        ):
+            await asyncio.sleep(0.01)

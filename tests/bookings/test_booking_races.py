@@ -26,6 +26,7 @@ from seatlock.testing.servers import NO_SHEDDING
 from tests.factories import add_users, create_event, reserve_in_postgres
 from tests.live_server import live_server
 from tests.oracle import assert_consistent, double_sold_seats
+from tests.statements import until_a_backend_waits_on_a_lock
 
 SHORT = HoldPolicy(ttl_ms=300, max_extensions=0, max_lifetime_ms=300, seat_cap=10)
 LONG = HoldPolicy(ttl_ms=60_000, max_extensions=0, max_lifetime_ms=60_000, seat_cap=10)
@@ -218,7 +219,7 @@ async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_take
             sqlalchemy.text("SELECT id FROM seats WHERE id = :seat FOR UPDATE"), {"seat": first}
         )
         booking = asyncio.create_task(alice_books())
-        await _until_a_backend_waits_on_a_lock(engine)
+        await until_a_backend_waits_on_a_lock(engine)
         await reserve_in_postgres(bobs, event.id, bob.id, first)
         await bobs.commit()
         refused = await booking
@@ -230,11 +231,3 @@ async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_take
         owners = await conn.execute(sqlalchemy.text("SELECT user_id FROM bookings"))
         assert [row.user_id for row in owners] == [bob.id]
     assert await assert_consistent(engine, event.id) == 1
-
-
-async def _until_a_backend_waits_on_a_lock(engine: AsyncEngine) -> None:
-    async with asyncio.timeout(15), engine.connect() as conn:
-        while not await conn.scalar(
-            sqlalchemy.text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        ):
-            await asyncio.sleep(0.01)
