@@ -20,6 +20,7 @@ from seatlock import migrate
 from seatlock.embedded.host import free_port
 from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.embedded.valkey import EmbeddedValkey
+from seatlock.serving import UVICORN_LOOP
 
 # Long enough for every HMAC algorithm; only the benchmark's own servers use it.
 BENCH_JWT_SECRET = "bench-only-jwt-secret-0123456789abcdef-0123456789abcdef"
@@ -95,6 +96,8 @@ def _server_command(server: str, app: str, port: int, workers: int) -> list[str]
             str(port),
             "--workers",
             str(workers),
+            "--loop",
+            UVICORN_LOOP,
             "--log-level",
             "warning",
             "--no-access-log",
