@@ -6,6 +6,7 @@ the truth: the booking transaction's conditional write, not a hold, prevents dou
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 import uuid
@@ -113,6 +114,8 @@ class HoldStore:
         # When (monotonic seconds) the earliest hold this process placed on each event runs
         # out, for the expiry sweep: holds of other processes it finds on its own.
         self.placed: dict[uuid.UUID, float] = {}
+        # The rebuild of each event's reserved/sold cache under way in this process.
+        self._rebuilding: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._clock_offset_ms = 0
         self._clock_read_at = -CLOCK_CHECK_SECONDS
 
@@ -204,11 +207,28 @@ class HoldStore:
         self.placed[event_id] = min(self.placed.get(event_id, runs_out), runs_out)
 
     async def load_taken(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> None:
-        """Rebuild the reserved/sold cache of an event from PostgreSQL.
+        """Rebuild the reserved/sold cache of an event from PostgreSQL, once per process:
+        the requests that find it missing meanwhile wait for the rebuild under way. (On a
+        new event, or when the cache ran out, every hold of a sale's burst finds it
+        missing; each reading PostgreSQL kept them all waiting on the connection pool.)"""
+        rebuild = self._rebuilding.get(event_id)
+        if rebuild is None:
+            rebuild = asyncio.create_task(self._load_taken(event_id, snapshot))
+            self._rebuilding[event_id] = rebuild
+            rebuild.add_done_callback(lambda task: self._rebuilt(event_id, task))
+        await asyncio.shield(rebuild)
 
-        Safe when several requests or processes rebuild at once: a snapshot is only loaded
-        if the cache did not change since its version was read, else it is read again.
-        """
+    def _rebuilt(self, event_id: uuid.UUID, rebuild: asyncio.Task[None]) -> None:
+        if self._rebuilding.get(event_id) is rebuild:
+            del self._rebuilding[event_id]
+        # Every waiter sees a failure; retrieving it here keeps one that only cancelled
+        # waiters saw from being reported as never retrieved.
+        if not rebuild.cancelled():
+            rebuild.exception()
+
+    async def _load_taken(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> None:
+        """Safe when several processes rebuild at once: a snapshot is only loaded if the
+        cache did not change since its version was read, else it is read again."""
         key = keys.taken_seats(event_id)
         for _ in range(REBUILD_ATTEMPTS):
             version = await hash_field(self.redis, key, "__version__") or ""
