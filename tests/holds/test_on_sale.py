@@ -129,3 +129,61 @@ async def test_closing_waits_for_a_refresh_no_reader_waits_for(
     assert stale is not None
     assert len(in_flight) == 1
     assert all(task.done() for task in in_flight)
+
+
+async def test_a_burst_on_a_new_event_reads_its_seats_once_and_goes_on_together(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine)
+    on_sale = OnSaleCache(sessions, lifetime_seconds=60)
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async def known_then_turn(seat: uuid.UUID) -> int:
+        assert await on_sale.known_seats(event.id, frozenset({seat})) == {seat}
+        return turns
+
+    ticker = asyncio.create_task(count_turns())
+    with statements(engine) as seen:
+        resumed = await asyncio.gather(*(known_then_turn(s) for s in event.seat_ids))
+    ticker.cancel()
+
+    assert len(seen) == 1
+    # The waiters went on as soon as the read was done, not one a turn.
+    assert max(resumed) - min(resumed) <= 1
+
+
+class Unreachable:
+    """A session factory whose sessions cannot reach PostgreSQL."""
+
+    def __call__(self) -> Unreachable:
+        return self
+
+    async def __aenter__(self) -> None:
+        await asyncio.sleep(0.01)
+        raise ConnectionRefusedError("PostgreSQL is down")
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+async def test_a_failed_seat_read_fails_its_waiters_and_the_next_request_reads_again(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    event = await create_event(engine)
+    on_sale = OnSaleCache(sessions, lifetime_seconds=60)
+    on_sale.sessions = Unreachable()  # type: ignore[assignment]
+    wanted = frozenset(event.seat_ids[:1])
+
+    failed = await asyncio.gather(
+        *(on_sale.known_seats(event.id, wanted) for _ in range(5)), return_exceptions=True
+    )
+    on_sale.sessions = sessions
+
+    assert all(isinstance(f, ConnectionRefusedError) for f in failed), failed
+    assert await on_sale.known_seats(event.id, wanted) == wanted

@@ -93,7 +93,7 @@ class OnSaleCache:
         # Seats are never renumbered and a map with taken seats only grows, so a seat id
         # once seen stays valid for holding; the booking transaction checks it anyway.
         self._known_seats: dict[uuid.UUID, SeatIds] = {}
-        self._loading: dict[uuid.UUID, asyncio.Lock] = {}
+        self._loading: dict[uuid.UUID, asyncio.Task[SeatIds]] = {}
 
     async def event(self, event_id: uuid.UUID) -> EventFacts | None:
         """The event's facts. An entry past its lifetime is refreshed by one request (single
@@ -111,9 +111,11 @@ class OnSaleCache:
         return await asyncio.shield(refresh)
 
     async def aclose(self) -> None:
-        """Waits for the refreshes still reading (a stale reader does not wait for its own),
-        so that none holds a connection of an engine about to be disposed."""
-        await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
+        """Waits for the refreshes and seat reads still reading (a stale reader does not
+        wait for its own refresh), so that none holds a connection of an engine about to be
+        disposed."""
+        reading = [*self._refreshing.values(), *self._loading.values()]
+        await asyncio.gather(*reading, return_exceptions=True)
 
     def forget(self, event_id: uuid.UUID) -> None:
         """Drops the event's facts, so that this process's next request reads them anew."""
@@ -162,17 +164,33 @@ class OnSaleCache:
         return frozenset(s for s in wanted if s in known)
 
     async def _seats_of(self, event_id: uuid.UUID) -> SeatIds:
+        """The event's seat ids, read by one request (single flight): the others of a
+        burst wait for that read and all go on in the same turn of the loop. (Waiting on a
+        lock instead, each took it in turn, a turn of a busy loop apiece: the last of 128
+        holds on a new event waited seconds.)"""
         if (known := self._known_seats.get(event_id)) is not None:
             return known
-        async with self._loading.setdefault(event_id, asyncio.Lock()):
-            if (known := self._known_seats.get(event_id)) is None:
-                if len(self._known_seats) >= MAX_EVENTS_WITH_SEATS:
-                    self._known_seats.clear()
-                    self._loading.clear()
-                async with self.sessions() as session:
-                    ids = await session.scalar(SORTED_SEAT_IDS, {"event_id": event_id})
-                known = SeatIds(ids or b"")
-                self._known_seats[event_id] = known
+        loading = self._loading.get(event_id)
+        if loading is None:
+            loading = asyncio.create_task(self._load_seats(event_id))
+            self._loading[event_id] = loading
+            loading.add_done_callback(lambda task: self._seats_loaded(event_id, task))
+        return await asyncio.shield(loading)
+
+    def _seats_loaded(self, event_id: uuid.UUID, loading: asyncio.Task[SeatIds]) -> None:
+        if self._loading.get(event_id) is loading:
+            del self._loading[event_id]
+        # Every waiter sees a failure; retrieving it here keeps one that only cancelled
+        # waiters saw from being reported as never retrieved.
+        if not loading.cancelled():
+            loading.exception()
+
+    async def _load_seats(self, event_id: uuid.UUID) -> SeatIds:
+        async with self.sessions() as session:
+            ids = await session.scalar(SORTED_SEAT_IDS, {"event_id": event_id})
+        if len(self._known_seats) >= MAX_EVENTS_WITH_SEATS:
+            self._known_seats.clear()
+        known = self._known_seats[event_id] = SeatIds(ids or b"")
         return known
 
 
