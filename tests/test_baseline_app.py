@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import TextClause, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,25 +68,18 @@ async def _locks_while_waiting(
         return locked, sorted(await waiting)
 
 
-async def test_best_available_waits_for_the_lower_id_before_locking_the_first_seat(
-    engine: AsyncEngine,
+@pytest.mark.parametrize("read", ["best available", "chosen seats"])
+async def test_each_locking_read_waits_for_the_lower_id_before_locking_the_higher(
+    engine: AsyncEngine, read: str
 ) -> None:
     event_id, lower, higher = await _seats_in_reverse_id_order(engine)
-    params = {"event": event_id, "section": None, "quantity": 2}
+    query, params = (
+        (LOCK_FIRST_FREE, {"event": event_id, "section": None, "quantity": 2})
+        if read == "best available"
+        else (LOCK_CHOSEN, {"event": event_id, "ids": [higher, lower]})
+    )
 
-    locked, got = await _locks_while_waiting(engine, LOCK_FIRST_FREE, params, lower, higher)
-
-    assert locked is False
-    assert got == sorted([lower, higher])
-
-
-async def test_chosen_seats_wait_for_the_lower_id_before_locking_the_higher(
-    engine: AsyncEngine,
-) -> None:
-    event_id, lower, higher = await _seats_in_reverse_id_order(engine)
-    params = {"event": event_id, "ids": [higher, lower]}
-
-    locked, got = await _locks_while_waiting(engine, LOCK_CHOSEN, params, lower, higher)
+    locked, got = await _locks_while_waiting(engine, query, params, lower, higher)
 
     assert locked is False
     assert got == sorted([lower, higher])
