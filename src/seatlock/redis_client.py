@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeAlias, TypeVar, cast
 
+from redis import DriverInfo
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -53,6 +54,10 @@ def connect_redis(settings: Settings) -> RedisClient:
         decode_responses=True,
         health_check_interval=30,
         retry=retry,
+        # What the connections name themselves with (CLIENT SETINFO), made once: left to
+        # `from_url`, each new connection reads redis-py's version from the installed
+        # package's metadata, about 2 ms, while a sale's opening burst opens dozens.
+        driver_info=DriverInfo(),
     )
 
 
