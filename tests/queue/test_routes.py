@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatlock.auth.tokens import Principal, issue_access_token
 from seatlock.embedded.host import free_port
 from seatlock.models import Role
+from seatlock.queue.admission import ROOMS_READ_EVERY_SECONDS, TICK_SECONDS
 from seatlock.queue.passes import Passes
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
@@ -250,6 +251,9 @@ async def test_a_paused_room_lets_nobody_in_until_resumed(
     path = f"/api/events/{event.id}/queue"
     paused = await client.post(f"{path}/pause", headers=organizer)
     assert paused.json()["paused"] is True
+    # A change reaches the admission loops within their reading interval (README); until
+    # then a loop may still step the room as it was.
+    await asyncio.sleep(ROOMS_READ_EVERY_SECONDS + TICK_SECONDS)
     [buyer] = await mint_accounts(engine, settings.jwt_secret, 1)
     await client.post(f"{path}/join", headers=buyer)
 
