@@ -20,8 +20,8 @@ import asyncio
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import ExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -131,11 +131,16 @@ async def _run(conns: list[Connection], step: Step, buyers: list[int]) -> list[i
     return succeeded
 
 
-async def _connections(base_url: str) -> list[Connection]:
+@asynccontextmanager
+async def _connections(base_url: str) -> AsyncIterator[list[Connection]]:
     conns = [Connection(base_url) for _ in range(CONNECTIONS)]
-    for conn in conns:
-        await conn.open()
-    return conns
+    try:
+        for conn in conns:
+            await conn.open()
+        yield conns
+    finally:
+        for conn in conns:
+            conn.close()
 
 
 async def measure(
@@ -153,21 +158,19 @@ async def measure(
         people = await accounts.mint_accounts(engine, backends.jwt_secret, total)
     checkout = Checkout(event_id, [s.id for s in seats], people)
     service = cpu.roots_by_url({"service": base_url})["service"]
-    conns = await _connections(base_url)
-    warming = list(range(warm_up))
-    for _, step in checkout.steps():
-        warming = await _run(conns, step, warming)
-    for _, step in checkout.reads():
-        await _run(conns, step, list(range(warm_up)))
     figures = []
-    going_on = list(range(warm_up, total))
-    for name, step in checkout.steps():
-        found, going_on = await _measured(conns, service, name, step, going_on)
-        figures.append(found)
-    for name, step in checkout.reads():
-        figures.append((await _measured(conns, service, name, step, list(range(reads))))[0])
-    for conn in conns:
-        conn.close()
+    async with _connections(base_url) as conns:
+        warming = list(range(warm_up))
+        for _, step in checkout.steps():
+            warming = await _run(conns, step, warming)
+        for _, step in checkout.reads():
+            await _run(conns, step, list(range(warm_up)))
+        going_on = list(range(warm_up, total))
+        for name, step in checkout.steps():
+            found, going_on = await _measured(conns, service, name, step, going_on)
+            figures.append(found)
+        for name, step in checkout.reads():
+            figures.append((await _measured(conns, service, name, step, list(range(reads))))[0])
     if baseline_url is not None:
         figures.append(await _baseline_lock(base_url, baseline_url, backends, people, warm_up))
     return figures
@@ -185,13 +188,10 @@ async def _baseline_lock(
     async with loadgen.event_on_sale(base_url, backends, len(people)) as (_, event_id, seats):
         checkout = Checkout(event_id, [s.id for s in seats], people)
     baseline = cpu.roots_by_url({"baseline": baseline_url})["baseline"]
-    conns = await _connections(baseline_url)
-    await _run(conns, checkout.lock, list(range(warm_up)))
-    found, _ = await _measured(
-        conns, baseline, "baseline_lock_txn", checkout.lock, list(range(warm_up, len(people)))
-    )
-    for conn in conns:
-        conn.close()
+    measured = list(range(warm_up, len(people)))
+    async with _connections(baseline_url) as conns:
+        await _run(conns, checkout.lock, list(range(warm_up)))
+        found, _ = await _measured(conns, baseline, "baseline_lock_txn", checkout.lock, measured)
     return found
 
 

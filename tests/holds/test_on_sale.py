@@ -122,7 +122,7 @@ async def test_closing_waits_for_a_refresh_no_reader_waits_for(
     await asyncio.sleep(0.01)
 
     stale = await on_sale.event(event.id)
-    in_flight = list(on_sale._refreshing.values())
+    in_flight = on_sale._refreshing.running()
     await on_sale.aclose()
 
     # The stale reader did not wait for the refresh it started; closing did.

@@ -18,6 +18,7 @@ import uuid
 from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated, Final, NamedTuple
 
 import msgspec
@@ -31,6 +32,7 @@ from seatlock.events.layouts import seat_order
 from seatlock.events.price_categories import stored_categories
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.models import EventStatus, PriceCategory, Seat
+from seatlock.single_flight import SingleFlight
 
 # Layouts are kept for at most this many events per process; the earliest loaded goes first.
 MAX_EVENTS_WITH_LAYOUTS: Final = 200
@@ -338,7 +340,7 @@ class LayoutCache:
         self.on_sale = on_sale
         self.max_events = max_events
         self._cached: dict[uuid.UUID, _Cached] = {}
-        self._loading: dict[tuple[uuid.UUID, int], asyncio.Task[_Cached]] = {}
+        self._loading: SingleFlight[tuple[uuid.UUID, int], _Cached] = SingleFlight()
 
     async def layout(self, event_id: uuid.UUID, viewer: Principal | None = None) -> SeatLayout:
         """The event's layout as `viewer` (None: anonymous) may see it: a draft's only for
@@ -354,24 +356,12 @@ class LayoutCache:
         if cached is not None and cached.seat_map_version >= facts.seat_map_version:
             return cached.layout
         key = (event_id, facts.seat_map_version)
-        if (loading := self._loading.get(key)) is None:
-            loading = asyncio.create_task(self._load(event_id))
-            self._loading[key] = loading
-            loading.add_done_callback(lambda task: self._loaded(key, task))
-        # Shielded: a caller that gives up does not cancel the read the others wait for.
-        return (await asyncio.shield(loading)).layout
+        return (await self._loading.join(key, partial(self._load, event_id))).layout
 
     async def aclose(self) -> None:
         """Waits for the reads whose callers gave up, so that none holds a connection of an
         engine about to be disposed."""
-        await asyncio.gather(*self._loading.values(), return_exceptions=True)
-
-    def _loaded(self, key: tuple[uuid.UUID, int], task: asyncio.Task[_Cached]) -> None:
-        self._loading.pop(key, None)
-        # Taken here, so that a failure whose waiters all gave up is not reported as never
-        # retrieved; the next request reads again.
-        if not task.cancelled():
-            task.exception()
+        await self._loading.wait()
 
     async def _load(self, event_id: uuid.UUID) -> _Cached:
         loaded = await self._read(event_id, None)

@@ -15,12 +15,14 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from seatlock.models import Event, EventQueue, EventStatus, Seat
 from seatlock.queue.rules import QueueRules, rules_of
+from seatlock.single_flight import SingleFlight
 
 DEFAULT_LIFETIME_SECONDS = 2.0
 # An event's seat ids as one value, sorted as PostgreSQL compares uuids (bytewise), so that
@@ -89,11 +91,11 @@ class OnSaleCache:
         self.sessions = sessions
         self.lifetime = lifetime_seconds
         self._entries: dict[uuid.UUID, _Entry] = {}
-        self._refreshing: dict[uuid.UUID, asyncio.Task[EventFacts | None]] = {}
+        self._refreshing: SingleFlight[uuid.UUID, EventFacts | None] = SingleFlight()
         # Seats are never renumbered and a map with taken seats only grows, so a seat id
         # once seen stays valid for holding; the booking transaction checks it anyway.
         self._known_seats: dict[uuid.UUID, SeatIds] = {}
-        self._loading: dict[uuid.UUID, asyncio.Task[SeatIds]] = {}
+        self._loading: SingleFlight[uuid.UUID, SeatIds] = SingleFlight()
 
     async def event(self, event_id: uuid.UUID) -> EventFacts | None:
         """The event's facts. An entry past its lifetime is refreshed by one request (single
@@ -101,11 +103,7 @@ class OnSaleCache:
         entry = self._entries.get(event_id)
         if entry is not None and time.monotonic() - entry.loaded_at <= self.lifetime:
             return entry.facts
-        refresh = self._refreshing.get(event_id)
-        if refresh is None:
-            refresh = asyncio.create_task(self._load(event_id))
-            self._refreshing[event_id] = refresh
-            refresh.add_done_callback(lambda task: self._refreshed(event_id, task))
+        refresh = self._refreshing.start(event_id, partial(self._load, event_id))
         if entry is not None:
             return entry.facts
         return await asyncio.shield(refresh)
@@ -114,19 +112,12 @@ class OnSaleCache:
         """Waits for the refreshes and seat reads still reading (a stale reader does not
         wait for its own refresh), so that none holds a connection of an engine about to be
         disposed."""
-        reading = [*self._refreshing.values(), *self._loading.values()]
-        await asyncio.gather(*reading, return_exceptions=True)
+        await self._refreshing.wait()
+        await self._loading.wait()
 
     def forget(self, event_id: uuid.UUID) -> None:
         """Drops the event's facts, so that this process's next request reads them anew."""
         self._entries.pop(event_id, None)
-
-    def _refreshed(self, event_id: uuid.UUID, task: asyncio.Task[EventFacts | None]) -> None:
-        self._refreshing.pop(event_id, None)
-        # A failed refresh that only stale readers saw is retried by the next request; its
-        # error is taken here so that it is not reported as never retrieved.
-        if not task.cancelled():
-            task.exception()
 
     async def _load(self, event_id: uuid.UUID) -> EventFacts | None:
         async with self.sessions() as session:
@@ -164,26 +155,11 @@ class OnSaleCache:
         return frozenset(s for s in wanted if s in known)
 
     async def _seats_of(self, event_id: uuid.UUID) -> SeatIds:
-        """The event's seat ids, read by one request (single flight): the others of a
-        burst wait for that read and all go on in the same turn of the loop. (Waiting on a
-        lock instead, each took it in turn, a turn of a busy loop apiece: the last of 128
-        holds on a new event waited seconds.)"""
+        """The event's seat ids, read by one request of a burst for all of them (with a
+        lock instead, the last of 128 holds on a new event waited seconds)."""
         if (known := self._known_seats.get(event_id)) is not None:
             return known
-        loading = self._loading.get(event_id)
-        if loading is None:
-            loading = asyncio.create_task(self._load_seats(event_id))
-            self._loading[event_id] = loading
-            loading.add_done_callback(lambda task: self._seats_loaded(event_id, task))
-        return await asyncio.shield(loading)
-
-    def _seats_loaded(self, event_id: uuid.UUID, loading: asyncio.Task[SeatIds]) -> None:
-        if self._loading.get(event_id) is loading:
-            del self._loading[event_id]
-        # Every waiter sees a failure; retrieving it here keeps one that only cancelled
-        # waiters saw from being reported as never retrieved.
-        if not loading.cancelled():
-            loading.exception()
+        return await self._loading.join(event_id, partial(self._load_seats, event_id))
 
     async def _load_seats(self, event_id: uuid.UUID) -> SeatIds:
         async with self.sessions() as session:

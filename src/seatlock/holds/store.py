@@ -6,7 +6,6 @@ the truth: the booking transaction's conditional write, not a hold, prevents dou
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 import uuid
@@ -14,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Literal, cast
 
 from seatlock import keys
@@ -30,6 +30,7 @@ from seatlock.ops.metrics import (
 )
 from seatlock.ops.request_log import record
 from seatlock.redis_client import REDIS_DOWN, RedisClient, hash_field, hash_fields
+from seatlock.single_flight import SingleFlight
 
 REBUILD_ATTEMPTS = 5
 CLOCK_CHECK_SECONDS = 60.0
@@ -115,7 +116,7 @@ class HoldStore:
         # out, for the expiry sweep: holds of other processes it finds on its own.
         self.placed: dict[uuid.UUID, float] = {}
         # The rebuild of each event's reserved/sold cache under way in this process.
-        self._rebuilding: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._rebuilding: SingleFlight[uuid.UUID, None] = SingleFlight()
         self._clock_offset_ms = 0
         self._clock_read_at = -CLOCK_CHECK_SECONDS
 
@@ -211,20 +212,12 @@ class HoldStore:
         the requests that find it missing meanwhile wait for the rebuild under way. (On a
         new event, or when the cache ran out, every hold of a sale's burst finds it
         missing; each reading PostgreSQL kept them all waiting on the connection pool.)"""
-        rebuild = self._rebuilding.get(event_id)
-        if rebuild is None:
-            rebuild = asyncio.create_task(self._load_taken(event_id, snapshot))
-            self._rebuilding[event_id] = rebuild
-            rebuild.add_done_callback(lambda task: self._rebuilt(event_id, task))
-        await asyncio.shield(rebuild)
+        await self._rebuilding.join(event_id, partial(self._load_taken, event_id, snapshot))
 
-    def _rebuilt(self, event_id: uuid.UUID, rebuild: asyncio.Task[None]) -> None:
-        if self._rebuilding.get(event_id) is rebuild:
-            del self._rebuilding[event_id]
-        # Every waiter sees a failure; retrieving it here keeps one that only cancelled
-        # waiters saw from being reported as never retrieved.
-        if not rebuild.cancelled():
-            rebuild.exception()
+    async def aclose(self) -> None:
+        """Waits for the rebuilds still reading PostgreSQL, whose callers may have given
+        up, so that none holds a connection of an engine about to be disposed."""
+        await self._rebuilding.wait()
 
     async def _load_taken(self, event_id: uuid.UUID, snapshot: TakenSnapshot) -> None:
         """Safe when several processes rebuild at once: a snapshot is only loaded if the
