@@ -22,7 +22,7 @@ from seatlock.app import create_app
 from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.ops.metrics import REGISTRY
 from seatlock.settings import Settings
-from seatlock.shedding import Backlog
+from seatlock.shedding import MAX_RETRY_AFTER_SECONDS, Backlog, RetrySchedule
 from tests.clients import UserFactory, assert_problem
 from tests.factories import create_event
 from tests.live_server import serving_app
@@ -60,6 +60,8 @@ async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
     # Two holds in hand: Redis does not answer them until it is thawed.
     changed = {"redis_url": frozen_valkey.url, "redis_timeout_seconds": 60, "shed_backlog": 2}
     app = create_app(msgspec.structs.replace(settings, **changed))
+    # A clock that stands still: no second ends while the refusals are made.
+    app.state.backlog.schedule = RetrySchedule(clock=lambda: 1000.5)
     assert frozen_valkey.process is not None
     async with serving_app(app) as live:
         os.kill(frozen_valkey.process.pid, signal.SIGSTOP)
@@ -88,7 +90,8 @@ async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
 
     for answer in shed:
         assert_problem(answer, 503, "overloaded")
-        assert answer.headers["retry-after"] == "1"
+    # Nothing was answered in the last second: two (the backlog) are sent back per second.
+    assert [answer.headers["retry-after"] for answer in shed] == ["1", "1", "2", "2"]
     assert shed_after - shed_before == len(shed)
     assert _sample("seatlock_backlog_limit") == 2
     assert own_bookings.status_code == alive.status_code == 200
@@ -228,3 +231,53 @@ async def test_a_request_that_fails_before_answering_stops_counting() -> None:
         await backlog(_http_scope(), _nothing, sent)
 
     assert backlog.in_hand == 0
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _refusals(schedule: RetrySchedule, count: int, floor: int = 1) -> list[int]:
+    return [schedule.retry_after(floor) for _ in range(count)]
+
+
+def test_the_refused_come_back_no_faster_than_the_last_second_was_answered() -> None:
+    clock = Clock(100.1)
+    schedule = RetrySchedule(clock)
+    for _ in range(5):
+        schedule.answered()
+    clock.now = 101.2
+
+    assert _refusals(schedule, 12, floor=2) == [1] * 5 + [2] * 5 + [3] * 2
+
+
+def test_an_idle_last_second_sends_back_the_floor_per_second() -> None:
+    clock = Clock(100.1)
+    schedule = RetrySchedule(clock)
+    schedule.answered()
+    clock.now = 102.5  # second 101 answered nothing
+
+    assert _refusals(schedule, 7, floor=3) == [1, 1, 1, 2, 2, 2, 3]
+
+
+def test_later_refusals_are_sent_back_after_the_earlier_ones() -> None:
+    clock = Clock(100.5)
+    schedule = RetrySchedule(clock)
+    first = _refusals(schedule, 5, floor=2)  # to seconds 101, 101, 102, 102, 103
+    clock.now = 101.7
+
+    assert first == [1, 1, 2, 2, 3]
+    # Second 103 has room for one more, then 104; no answers came in second 100.
+    assert _refusals(schedule, 3, floor=2) == [2, 3, 3]
+
+
+def test_retry_after_stops_growing_at_its_ceiling() -> None:
+    schedule = RetrySchedule(Clock(100.5))
+
+    told = _refusals(schedule, MAX_RETRY_AFTER_SECONDS + 5)
+
+    assert told == [*range(1, MAX_RETRY_AFTER_SECONDS + 1), *[MAX_RETRY_AFTER_SECONDS] * 5]

@@ -117,6 +117,7 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
             await task
         await app.state.layouts.aclose()
         await app.state.on_sale.aclose()
+        await app.state.availability.aclose()
         await app.state.holds.aclose()
         await app.state.fanout.close()
         await http.aclose()

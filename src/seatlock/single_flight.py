@@ -32,6 +32,9 @@ class SingleFlight(Generic[K, T]):
         task the others wait for."""
         return await asyncio.shield(self.start(key, work))
 
+    def under_way(self, key: K) -> bool:
+        return key in self._tasks
+
     def running(self) -> list[asyncio.Task[T]]:
         return list(self._tasks.values())
 

@@ -7,18 +7,21 @@ from its version on.
 A snapshot is built from Redis only (the live holds and the cache of PostgreSQL's
 reserved and sold seats), read in one atomic step. Under a churn of holds the version
 moves on every few milliseconds: a snapshot is then reused for up to FRESH_SECONDS, which
-is safe because it says which version it shows. With Redis unreachable the snapshot comes
-from PostgreSQL, says that it cannot show holds, and carries no version.
+is safe because it says which version it shows. For the same reason, while one request
+refreshes it the others are answered from the one before (up to STALE_SECONDS old)
+rather than wait: in a sale's busiest seconds a refresh waits a full turn of a busy loop
+per Redis call, and the reads waiting on it filled the worker's backlog, so that holds
+were refused (`seatlock.shedding`). With Redis unreachable the snapshot comes from
+PostgreSQL, says that it cannot show holds, and carries no version.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Final, Literal
 
 import msgspec
@@ -26,9 +29,12 @@ import msgspec
 from seatlock.availability.changes import ChangeLog
 from seatlock.availability.layout import SeatLayout
 from seatlock.holds.store import HoldStore, SeatStates, TakenSnapshot
+from seatlock.single_flight import SingleFlight
 
 # How long a snapshot is served without asking Redis whether the version moved.
 FRESH_SECONDS: Final = 0.2
+# The oldest snapshot served while another request refreshes it.
+STALE_SECONDS: Final = 2.0
 # How long a snapshot read from PostgreSQL (Redis unreachable) is served.
 DEGRADED_SECONDS: Final = 2.0
 # Snapshots are kept for at most this many events; then memory starts over.
@@ -168,7 +174,7 @@ class _Entry:
 
 
 class AvailabilityCache:
-    """This process's latest snapshot of each event; one build at a time per event."""
+    """This process's latest snapshot of each event; one refresh at a time per event."""
 
     def __init__(self, store: HoldStore, log: ChangeLog, taken: TakenSnapshot) -> None:
         self.store = store
@@ -176,15 +182,23 @@ class AvailabilityCache:
         self.taken = taken
         self._entries: dict[uuid.UUID, _Entry] = {}
         self._degraded: dict[uuid.UUID, _Entry] = {}
-        self._building: dict[uuid.UUID, asyncio.Future[Snapshot]] = {}
+        self._refreshing: SingleFlight[uuid.UUID, Snapshot] = SingleFlight()
 
     async def snapshot(self, layout: SeatLayout) -> Snapshot:
-        """The newest snapshot, at most FRESH_SECONDS old. Redis errors raise."""
-        entry = self._entries.get(layout.event_id)
-        if self._usable(entry, layout, FRESH_SECONDS):
+        """The snapshot at most FRESH_SECONDS old; or, while another request refreshes
+        it, the one before if at most STALE_SECONDS old. Redis errors raise."""
+        event_id = layout.event_id
+        entry = self._entries.get(event_id)
+        if self._usable(entry, layout, FRESH_SECONDS) or (
+            self._refreshing.under_way(event_id) and self._usable(entry, layout, STALE_SECONDS)
+        ):
             assert entry is not None
             return entry.snapshot
-        return await self._single_flight(layout.event_id, lambda: self._refresh(layout))
+        return await self._refreshing.join(event_id, partial(self._refresh, layout))
+
+    async def aclose(self) -> None:
+        """Waits for the refreshes under way, those whose callers gave up included."""
+        await self._refreshing.wait()
 
     async def without_holds(self, layout: SeatLayout) -> Snapshot:
         """A snapshot from PostgreSQL alone, for while Redis is unreachable."""
@@ -205,16 +219,6 @@ class AvailabilityCache:
             and entry.snapshot.layout_version == layout.version
             and time.monotonic() - entry.checked_at < lifetime
         )
-
-    async def _single_flight(
-        self, event_id: uuid.UUID, step: Callable[[], Awaitable[Snapshot]]
-    ) -> Snapshot:
-        building = self._building.get(event_id)
-        if building is None:
-            building = asyncio.ensure_future(step())
-            self._building[event_id] = building
-            building.add_done_callback(lambda _: self._building.pop(event_id, None))
-        return await asyncio.shield(building)
 
     async def _refresh(self, layout: SeatLayout) -> Snapshot:
         event_id = layout.event_id
