@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import pytest
 from redis.asyncio import Redis
@@ -44,101 +46,95 @@ class GatedLog(ChangeLog):
         return await super().version(event_id)
 
 
-async def _setup(
+@dataclass
+class Rig:
+    cache: AvailabilityCache
+    layout: SeatLayout
+    log: GatedLog
+    redis: Redis
+
+    async def snapshot(self) -> snapshots.Snapshot:
+        return await self.cache.snapshot(self.layout)
+
+    async def stale_with_a_refresh_under_way(
+        self,
+    ) -> tuple[snapshots.Snapshot, asyncio.Task[snapshots.Snapshot]]:
+        """The snapshot taken first; then, once the event's version has moved on and that
+        snapshot is stale, a refresh waiting on the closed gate."""
+        before = await self.snapshot()
+        await self.redis.incr(keys.seat_version(self.layout.event_id))
+        await asyncio.sleep(snapshots.FRESH_SECONDS)
+        self.log.gate.clear()
+        reads = self.log.reads
+        refresh = asyncio.create_task(self.snapshot())
+        while self.log.reads == reads:
+            await asyncio.sleep(0)
+        return before, refresh
+
+
+@pytest.fixture
+async def rig(
     engine: AsyncEngine,
     sessions: async_sessionmaker[AsyncSession],
     store: HoldStore,
     redis: Redis,
-) -> tuple[AvailabilityCache, SeatLayout, GatedLog]:
+) -> AsyncIterator[Rig]:
     event = await create_event(engine)
     layout = await LayoutCache(sessions, OnSaleCache(sessions)).layout(event.id)
     log = GatedLog(redis)
-    return AvailabilityCache(store, log, taken_snapshot(sessions)), layout, log
-
-
-async def _a_change_then_a_refresh_under_way(
-    cache: AvailabilityCache, layout: SeatLayout, log: GatedLog, redis: Redis
-) -> asyncio.Task[snapshots.Snapshot]:
-    """Moves the event's version on, lets the snapshot go stale, and starts a refresh that
-    waits on the closed gate."""
-    await redis.incr(keys.seat_version(layout.event_id))
-    await asyncio.sleep(snapshots.FRESH_SECONDS)
-    log.gate.clear()
-    reads = log.reads
-    refresh = asyncio.create_task(cache.snapshot(layout))
-    while log.reads == reads:
-        await asyncio.sleep(0)
-    return refresh
-
-
-async def test_readers_during_a_refresh_get_the_snapshot_before_at_once(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    store: HoldStore,
-    redis: Redis,
-) -> None:
-    cache, layout, log = await _setup(engine, sessions, store, redis)
-    before = await cache.snapshot(layout)
-    refresh = await _a_change_then_a_refresh_under_way(cache, layout, log, redis)
-
-    meanwhile = [await asyncio.wait_for(cache.snapshot(layout), SETTLE_SECONDS) for _ in range(20)]
-    reads_meanwhile = log.reads
+    cache = AvailabilityCache(store, log, taken_snapshot(sessions))
+    yield Rig(cache, layout, log, redis)
     log.gate.set()
+    await cache.aclose()
+
+
+async def test_readers_during_a_refresh_get_the_snapshot_before_at_once(rig: Rig) -> None:
+    before, refresh = await rig.stale_with_a_refresh_under_way()
+
+    meanwhile = [await asyncio.wait_for(rig.snapshot(), SETTLE_SECONDS) for _ in range(20)]
+    reads_meanwhile = rig.log.reads
+    rig.log.gate.set()
     refreshed = await refresh
-    after = await cache.snapshot(layout)
+    after = await rig.snapshot()
 
     assert {s.version for s in meanwhile} == {before.version}
     assert reads_meanwhile == 1  # the one refresh (the first build had nothing to compare)
     assert before.version is not None
     assert refreshed.version == before.version + 1
     assert after is refreshed
-    await cache.aclose()
 
 
 async def test_a_snapshot_older_than_the_stale_limit_is_not_served(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    store: HoldStore,
-    redis: Redis,
-    monkeypatch: pytest.MonkeyPatch,
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(snapshots, "STALE_SECONDS", snapshots.FRESH_SECONDS + 0.1)
-    cache, layout, log = await _setup(engine, sessions, store, redis)
-    before = await cache.snapshot(layout)
-    refresh = await _a_change_then_a_refresh_under_way(cache, layout, log, redis)
+    before, refresh = await rig.stale_with_a_refresh_under_way()
     await asyncio.sleep(0.1)
 
-    waiter = asyncio.create_task(cache.snapshot(layout))
+    waiter = asyncio.create_task(rig.snapshot())
     await asyncio.sleep(SETTLE_SECONDS)
     waited = not waiter.done()
-    log.gate.set()
+    rig.log.gate.set()
 
     assert waited
     assert before.version is not None
     assert (await waiter).version == before.version + 1
     assert (await refresh).version == before.version + 1
-    await cache.aclose()
 
 
 async def test_a_failed_refresh_fails_its_caller_and_the_next_reader_refreshes_again(
-    engine: AsyncEngine,
-    sessions: async_sessionmaker[AsyncSession],
-    store: HoldStore,
-    redis: Redis,
+    rig: Rig,
 ) -> None:
-    cache, layout, log = await _setup(engine, sessions, store, redis)
-    before = await cache.snapshot(layout)
-    refresh = await _a_change_then_a_refresh_under_way(cache, layout, log, redis)
-    log.failing = True
+    before, refresh = await rig.stale_with_a_refresh_under_way()
+    rig.log.failing = True
 
-    served_stale = await asyncio.wait_for(cache.snapshot(layout), SETTLE_SECONDS)
-    log.gate.set()
+    served_stale = await asyncio.wait_for(rig.snapshot(), SETTLE_SECONDS)
+    rig.log.gate.set()
     with pytest.raises(ConnectionError):
         await refresh
-    log.failing = False
-    again = await cache.snapshot(layout)
+    rig.log.failing = False
+    again = await rig.snapshot()
 
     assert served_stale is before
     assert before.version is not None
     assert again.version == before.version + 1
-    await cache.aclose()
