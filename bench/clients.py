@@ -43,7 +43,8 @@ class Plan:
     scenario: str
     mode: str
     service_url: str
-    baseline_url: str | None
+    # The contended step's own server, where it has one.
+    contended_url: str | None
     sale: Sale
     buyers: list[tuple[int, dict[str, str]]]
     duration: float
@@ -85,7 +86,7 @@ async def _open(people: list[Buyer]) -> None:
             with contextlib.suppress(OSError):
                 await conn.open()
 
-    conns = [c for b in people for c in (b.service, b.baseline) if c is not None]
+    conns = [c for b in people for c in (b.service, b.contended) if c is not None]
     await asyncio.gather(*(one(c) for c in conns))
 
 
@@ -117,9 +118,7 @@ async def _client(plan: Plan, signals: Signals) -> None:
             index,
             headers,
             Connection(plan.service_url),
-            Connection(plan.baseline_url)
-            if plan.baseline_url and plan.mode == "baseline"
-            else None,
+            Connection(plan.contended_url) if plan.contended_url else None,
         )
         for index, headers in plan.buyers
     ]
@@ -146,7 +145,7 @@ async def _client(plan: Plan, signals: Signals) -> None:
     spent = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     signals.messages.put(("done", plan.number, (recorder.dump(), spent, finished)))
     for b in people:
-        for conn in (b.service, b.baseline):
+        for conn in (b.service, b.contended):
             if conn is not None:
                 conn.close()
 

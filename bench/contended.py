@@ -73,7 +73,7 @@ async def _phase(
     # Statistics first: ending the backends empties the pools, which warm up again here.
     await pgstats.flush_statistics(bench.engine, owned=True)
     await targets.warm(
-        bench.urls["service"], bench.urls["baseline"], bench.organizer, options.workers
+        [bench.urls["service"]], bench.urls["baseline"], bench.organizer, options.workers
     )
     async with targets.setup_client(bench.urls["service"]) as client:
         event_id, seats = await sale.create_event(client, bench.organizer, HOT_SEATS, "Hot seats")

@@ -66,6 +66,7 @@ class Options:
     server: str = "uvicorn"
     modes: tuple[str, ...] = MODES
     clients: int = 1
+    separate_holds: bool = False
     knobs: crowd.Knobs = field(default_factory=crowd.Knobs)
     base_url: str | None = None
     baseline_url: str | None = None
@@ -87,7 +88,7 @@ def _plans(options: Options, target: targets.Target, mode: str, event: Sale) -> 
             scenario=options.scenario,
             mode=mode,
             service_url=target.service,
-            baseline_url=target.baseline,
+            contended_url=target.baseline if mode == "baseline" else target.holds,
             sale=event,
             buyers=people[k :: options.clients],
             duration=options.duration,
@@ -117,7 +118,8 @@ async def run_mode(
     # Statistics first: ending the backends empties the servers' pools, which warm up
     # again before the event is made. (The few transactions of both may be counted.)
     await pgstats.flush_statistics(engine, target.owned)
-    await targets.warm(target.service, target.baseline, target.organizer, options.workers)
+    services = [url for url in (target.service, target.holds) if url]
+    await targets.warm(services, target.baseline, target.organizer, options.workers)
     event_id, seats = await targets.new_event(target, options.seats, mode, options.policy)
     event = Sale(event_id, seats, sale.HOT_SECTION, options.seed)
     meter = Meter(target.process_roots())
@@ -151,6 +153,7 @@ def _config(options: Options, target: targets.Target) -> dict[str, Any]:
         "server": options.server,
         "modes": list(options.modes),
         "client_processes": options.clients,
+        "separate_holds": options.separate_holds,
         "event_policy": options.policy or "service defaults",
         "crowd": vars(options.knobs) if options.scenario == "flash" else None,
         "seed": options.seed,
@@ -203,6 +206,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--mode", choices=["both", *MODES], default="both")
     parser.add_argument("--clients", type=int, default=1, help="load client processes")
+    parser.add_argument(
+        "--separate-holds",
+        action="store_true",
+        help="Seatlock's holds go to a second service server of their own, as the baseline's "
+        "locking transactions go to the baseline app",
+    )
     crowd_knobs = crowd.Knobs()
     for name, value in vars(crowd_knobs).items():
         parser.add_argument(
@@ -233,6 +242,7 @@ def options_from(args: argparse.Namespace) -> Options:
         server=args.server,
         modes=MODES if args.mode == "both" else (args.mode,),
         clients=args.clients,
+        separate_holds=args.separate_holds,
         knobs=knobs,
         base_url=args.base_url,
         baseline_url=args.baseline_url,

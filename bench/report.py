@@ -38,7 +38,17 @@ STEPS = (
 )
 # The busiest stretch of a run, for its peak checkout rate.
 PEAK_WINDOW_SECONDS = 5.0
-CPU_GROUPS = ("service", "baseline", "postgresql", "valkey", "client", "other", "machine")
+# `holds`: the second service server of `--separate-holds`, where there is one.
+CPU_GROUPS = (
+    "service",
+    "holds",
+    "baseline",
+    "postgresql",
+    "valkey",
+    "client",
+    "other",
+    "machine",
+)
 
 
 @dataclass(frozen=True)
@@ -283,7 +293,8 @@ def markdown(report: dict[str, Any]) -> str:
                 [_quantiles(m["latency_ms"].get(step)) for m in pick],
             )
     for group in CPU_GROUPS:
-        row(f"CPU share: {group}", [f"{m['cpu_share'].get(group, 0):.0%}" for m in pick])
+        if any(group in m["cpu_share"] for m in pick):
+            row(f"CPU share: {group}", [f"{m['cpu_share'].get(group, 0):.0%}" for m in pick])
     outcomes = sorted({o for m in pick for o in m["outcomes"]})
     for outcome in outcomes:
         row(f"buyers: {outcome}", [m["outcomes"].get(outcome, 0) for m in pick])

@@ -32,12 +32,14 @@ class Sale:
 
 @dataclass(frozen=True)
 class Buyer:
-    """One buyer: its token and its own keep-alive connections."""
+    """One buyer: its token and its own keep-alive connections: to the service, and to
+    the server of the contended step where it has one of its own (the baseline app; with
+    `--separate-holds`, a second Seatlock server that takes the holds)."""
 
     index: int
     headers: dict[str, str]
     service: Connection
-    baseline: Connection | None = None
+    contended: Connection | None = None
 
 
 @dataclass(frozen=True)
@@ -243,7 +245,7 @@ class HoldThenBook:
 
     async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None:
         path = f"/api/events/{self.event_id}/holds"
-        return await contend(recorder, "hold", buyer.service, path, buyer, ask)
+        return await contend(recorder, "hold", buyer.contended or buyer.service, path, buyer, ask)
 
     async def book(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> str | None:
         headers = {**buyer.headers, "Idempotency-Key": str(uuid.uuid4())}
@@ -273,9 +275,9 @@ class LockAndBook:
     reads: Reads = "seat_map"
 
     async def claim(self, buyer: Buyer, ask: Ask, recorder: Recorder) -> Claim | None:
-        assert buyer.baseline is not None
+        assert buyer.contended is not None
         path = f"/baseline/events/{self.event_id}/bookings"
-        return await contend(recorder, "lock_txn", buyer.baseline, path, buyer, ask)
+        return await contend(recorder, "lock_txn", buyer.contended, path, buyer, ask)
 
     async def book(self, buyer: Buyer, claim: Claim, recorder: Recorder) -> str | None:
         return claim.id

@@ -31,6 +31,7 @@ class Wanted(Protocol):
     modes: tuple[str, ...]
     workers: int
     server: str
+    separate_holds: bool
 
 
 @dataclass
@@ -41,6 +42,8 @@ class Target:
     redis_url: str | None
     jwt_secret: str | None
     owned: bool
+    # A second service server that takes only the holds (`--separate-holds`).
+    holds: str | None = None
     organizer: dict[str, str] = field(default_factory=dict)
     buyers: list[dict[str, str]] = field(default_factory=list)
 
@@ -49,6 +52,7 @@ class Target:
         return cpu.roots_by_url(
             {
                 "service": self.service,
+                "holds": self.holds,
                 "baseline": self.baseline,
                 "postgresql": self.database_url,
                 "valkey": self.redis_url,
@@ -89,6 +93,12 @@ def start(stack: ExitStack, wanted: Wanted) -> Target:
                     "bench.baseline_app:create_app", backends, wanted.workers, server=wanted.server
                 )
             )
+    if wanted.separate_holds and "redis" in wanted.modes:
+        if not target.owned:
+            raise SystemExit("--separate-holds starts its servers here: not with --base-url")
+        target.holds = stack.enter_context(
+            app_server("seatlock.app:create_app", backends, wanted.workers, server=wanted.server)
+        )
     return target
 
 
@@ -130,12 +140,16 @@ async def _statuses(
     return {r.status_code for r in replies}
 
 
-async def warm(service: str, baseline: str | None, headers: dict[str, str], workers: int) -> None:
+async def warm(
+    services: list[str], baseline: str | None, headers: dict[str, str], workers: int
+) -> None:
     """Open the servers' database pools, until every request of a round succeeds: a pool
     whose connections were ended answers once 503 (or 500, the baseline), then reconnects."""
     requests = WARM_UP_PER_WORKER * workers
     for _ in range(WARM_UP_ROUNDS):
-        ok = await _statuses(service, requests, "GET", "/api/events", {}) == {200}
+        ok = True
+        for service in services:
+            ok &= await _statuses(service, requests, "GET", "/api/events", {}) == {200}
         if baseline:
             # An unknown event: one query each, answered 404.
             path = f"/baseline/events/{uuid.uuid4()}/bookings"

@@ -461,7 +461,7 @@ async def _parts(bench: Bench, people: list[dict[str, str]]) -> dict[str, Any]:
     rate = _paced(options)
     event = await _queued_event(bench, "Waiting room", rate)
     buyers = wrk.write_buyers(bench.folder, people)
-    await targets.warm(bench.url, None, bench.organizer, options.workers)
+    await targets.warm([bench.url], None, bench.organizer, options.workers)
     status = f"{bench.url}{_room_path(event)}/status"
     await _wrk(bench, wrk.Load("trivial", status, options.connections, WARM_UP_SECONDS))
     loadgen.progress(f"{options.buyers:,} buyers join")

@@ -1,6 +1,7 @@
 """Tiny flash-sale runs of both scenarios and both designs, on one set of servers: the
-benchmark works end to end, its oracle passes and its report carries every field. Speed
-is not asserted. The checkout's cost per step, on the same servers. The waiting room's
+benchmark works end to end, its oracle passes and its report carries every field; with
+`--separate-holds`, on servers of its own, the holds go to the second server. Speed is
+not asserted. The checkout's cost per step, on the same servers. The waiting room's
 benchmark: its arguments and its rank correlation."""
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import NullPool
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import checkout_cost, crowd, flash_sale, plot, report, targets, waiting_room
+from seatlock.models import Role
+from seatlock.testing import accounts
 from seatlock.testing.servers import Backends
 
 MODE_FIELDS = {
@@ -110,6 +117,55 @@ def test_tiny_flash_crowd_in_both_designs_passes_the_oracle(
     pytest.importorskip("matplotlib")
     assert plot.plot(result, str(tmp_path / "timeline.png"))
     assert (tmp_path / "timeline.png").stat().st_size > 0
+
+
+async def _hold_requests(target: targets.Target) -> dict[str, float]:
+    """Hold requests each server answered, from its metrics (one worker each)."""
+    engine = create_async_engine(target.database_url, poolclass=NullPool)
+    assert target.jwt_secret is not None
+    (admin,) = await accounts.mint_accounts(engine, target.jwt_secret, 1, Role.ADMIN)
+    await engine.dispose()
+    answered = {}
+    for name, url in (("service", target.service), ("holds", target.holds)):
+        assert url is not None
+        async with httpx.AsyncClient(base_url=url) as client:
+            text = (await client.get("/metrics", headers=admin)).text
+        answered[name] = sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "seatlock_http_requests_total"
+            and sample.labels["route"] == "/api/events/{event_id}/holds"
+            and sample.labels["method"] == "POST"
+        )
+    return answered
+
+
+def test_separate_holds_go_to_a_server_of_their_own() -> None:
+    options = flash_sale.Options(
+        scenario="flash",
+        seats=40,
+        buyers=120,
+        duration=5,
+        workers=1,
+        modes=("redis",),
+        separate_holds=True,
+        knobs=QUICK,
+    )
+    with ExitStack() as stack:
+        target = targets.start(stack, options)
+        result = asyncio.run(flash_sale.measure(options, target))
+        answered = asyncio.run(_hold_requests(target))
+
+    mode = result["modes"]["redis"]
+    assert result["oracle_passed"] is True
+    assert result["config"]["separate_holds"] is True
+    assert mode["outcomes"].get("completed", 0) > 0
+    assert mode["cpu_share"]["holds"] > 0
+    assert answered == {
+        "service": 0,
+        "holds": mode["contended_attempts"] + mode["busy"].get("hold", 0),
+    }
 
 
 def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
