@@ -33,6 +33,8 @@ from bench.wire import Connection
 
 # Connections a client process opens at once before the start.
 OPENING = 64
+# How often a client process samples how late its event loop runs.
+LAG_PROBE_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,16 @@ async def _watch(plan: Plan, signals: Signals, over: asyncio.Event, recorder: Re
         await asyncio.sleep(0.2)
 
 
+async def _probe_lag(recorder: Recorder) -> None:
+    """How late this process's loop runs a timer that is due: a reply that arrives while
+    the loop is busy with other buyers waits as long before it is timed. Runs until
+    cancelled."""
+    while True:
+        due = time.monotonic() + LAG_PROBE_SECONDS
+        await asyncio.sleep(LAG_PROBE_SECONDS)
+        recorder.loop_lag((time.monotonic() - due) * 1000)
+
+
 async def _client(plan: Plan, signals: Signals) -> None:
     people = [
         Buyer(
@@ -129,7 +141,10 @@ async def _client(plan: Plan, signals: Signals) -> None:
     await asyncio.sleep(max(0.0, signals.start_at.value - time.monotonic()))
     cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     over = asyncio.Event()
-    watcher = asyncio.create_task(_watch(plan, signals, over, recorder))
+    watchers = [
+        asyncio.create_task(_watch(plan, signals, over, recorder)),
+        asyncio.create_task(_probe_lag(recorder)),
+    ]
     chosen = design(plan.mode, plan.sale.event_id)
     if plan.scenario == "flash":
         await crowd.run(people, plan.sale, chosen, recorder, over, plan.knobs)
@@ -138,9 +153,10 @@ async def _client(plan: Plan, signals: Signals) -> None:
     finished = recorder.now()
     # Not `over`: buyers of one process running out of seats to try does not end the
     # sale for the others.
-    watcher.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watcher
+    for watcher in watchers:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     spent = cpu.ru_utime + cpu.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
     signals.messages.put(("done", plan.number, (recorder.dump(), spent, finished)))

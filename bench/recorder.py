@@ -1,5 +1,6 @@
-"""What a run measures: latencies per step, conflicts and errors per step, and a timeline
-of checkouts and contended-step latencies for the over-time figures.
+"""What a run measures: latencies per step, conflicts and errors per step, a timeline of
+checkouts and contended-step latencies for the over-time figures, and how late the load
+client's own event loops ran (every latency it measures includes that delay).
 
 Every client process keeps its own Recorder against the same start (time.monotonic() is
 one clock for the whole machine); the parent merges their dumps into one.
@@ -48,6 +49,8 @@ class Recorder:
         self.checkouts: list[tuple[float, int]] = []
         # How the buyers of a flash sale left: completed, released, walked away, ...
         self.outcomes: Counter[str] = Counter()
+        # How late a client's event loop ran a timer that was due, in ms: sampled.
+        self.loop_lags: list[float] = []
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -56,6 +59,9 @@ class Recorder:
         ms = (time.monotonic() - started) * 1000
         self.latencies[step].append(ms)
         return ms
+
+    def loop_lag(self, ms: float) -> None:
+        self.loop_lags.append(ms)
 
     def contended_step(self, started: float, won: bool) -> None:
         self.contended.append((self.now(), (time.monotonic() - started) * 1000, won))
@@ -104,6 +110,7 @@ class Recorder:
             "contended": self.contended,
             "checkouts": self.checkouts,
             "outcomes": dict(self.outcomes),
+            "loop_lags": self.loop_lags,
         }
 
     def merge(self, dump: dict[str, Any]) -> None:
@@ -116,6 +123,7 @@ class Recorder:
         self.contended += [tuple(c) for c in dump["contended"]]
         self.checkouts += [tuple(c) for c in dump["checkouts"]]
         self.outcomes.update(dump["outcomes"])
+        self.loop_lags += dump["loop_lags"]
 
     def timeline(self, elapsed: float) -> list[dict[str, Any]]:
         """Per second: checkouts, seats sold so far, contended attempts and their p99."""

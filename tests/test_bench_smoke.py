@@ -54,6 +54,7 @@ MODE_FIELDS = {
     "outcomes",
     "latency_ms",
     "contended_latency_ms",
+    "client_loop_lag_ms",
     "pg_transactions",
     "pg_commits",
     "pg_rollbacks",
@@ -88,6 +89,7 @@ def _run(options: flash_sale.Options, target: targets.Target) -> dict[str, Any]:
         assert set(mode["cpu_share"]) == CPU_GROUPS
         assert mode["cpu_share"]["service"] > 0
         assert {"p50", "p95", "p99"} <= set(mode["contended_latency_ms"])
+        assert mode["client_loop_lag_ms"]["count"] > 0
     assert {"hold", "book", "initiate", "verify"} <= set(result["modes"]["redis"]["latency_ms"])
     assert "lock_txn" in result["modes"]["baseline"]["latency_ms"]
     assert set(result["comparison"]["ratios"]) == set(report.RATIOS)
