@@ -5,19 +5,20 @@
 -- KEYS[1] waiting  zset account id -> place
 -- KEYS[2] admitted zset account id -> when its pass runs out (ms)
 -- KEYS[3] passes   hash account id -> number of its pass
--- KEYS[4] state    hash stepped_at (ms), credit (buyers), served (passes given so far)
+-- KEYS[4] state    hash stepped_at (ms), credit (buyers), served (passes given so far),
+--                  paused ('1' from a pause until its resume: ARGV[6] lags behind it)
 -- KEYS[5] recent   zset pass number -> when it was given (ms), over the last minute
 -- ARGV[1] buyers let in per minute, 0 for no rate
 -- ARGV[2] most buyers shopping at once, 0 for no cap
 -- ARGV[3] pass lifetime (ms)
 -- ARGV[4] step_ms: the least time between two steps
 -- ARGV[5] when the sale starts (ms)
--- ARGV[6] '1' while admission is paused
+-- ARGV[6] '1' while admission is paused, as PostgreSQL said a moment ago
 -- ARGV[7] how long the room's keys live after a change (ms)
 -- Returns the number of buyers let in
 local waiting, admitted, passes, state, recent = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local rate, cap, pass_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local step_ms, sale_starts, paused = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6] == '1'
+local step_ms, sale_starts = tonumber(ARGV[4]), tonumber(ARGV[5])
 local keys_ttl = tonumber(ARGV[7])
 -- The most credit carried: five seconds of the rate, so that a pause in arrivals does not
 -- turn into a burst, while a late step still catches up.
@@ -31,6 +32,7 @@ if last and now - last < step_ms then
   return 0
 end
 local credit = tonumber(redis.call('HGET', state, 'credit')) or 0
+local paused = ARGV[6] == '1' or redis.call('HGET', state, 'paused') == '1'
 if paused or now < sale_starts then
   -- No credit piles up while nobody may be let in.
   redis.call('HSET', state, 'stepped_at', now, 'credit', math.min(credit, 1))

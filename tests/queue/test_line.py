@@ -239,6 +239,23 @@ async def test_a_paused_room_lets_nobody_in_and_saves_no_credit(
     assert (await line.figures(rules.event_id)).waiting == 10 - let_in
 
 
+async def test_a_pause_stops_steps_given_rules_read_before_it(
+    line: QueueLine, settings: Settings
+) -> None:
+    # The admission loops read the rules from PostgreSQL every few seconds: until then
+    # they step the room as unpaused, and the mark in Redis is what stops them.
+    rules = _rules()
+    await _join_all(line, rules, Passes(settings), 3)
+    await line.mark_paused(rules.event_id, True)
+    await _step_due_now(line, rules)
+    while_paused = await line.admit(rules)
+    await line.mark_paused(rules.event_id, False)
+    await _step_due_now(line, rules)
+
+    assert while_paused == 0
+    assert await line.admit(rules) == 3
+
+
 async def test_a_pass_runs_out_and_its_buyer_joins_again_at_the_back(
     line: QueueLine, settings: Settings
 ) -> None:

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatlock.auth.tokens import Principal, issue_access_token
 from seatlock.embedded.host import free_port
 from seatlock.models import Role
-from seatlock.queue.admission import ROOMS_READ_EVERY_SECONDS, TICK_SECONDS
 from seatlock.queue.passes import Passes
 from seatlock.settings import Settings
 from seatlock.testing.accounts import mint_accounts
@@ -249,12 +248,10 @@ async def test_a_paused_room_lets_nobody_in_until_resumed(
     event = await _queued_event(client, engine, settings)
     organizer = _organizer(settings, event)
     path = f"/api/events/{event.id}/queue"
+    [buyer] = await mint_accounts(engine, settings.jwt_secret, 1)
     paused = await client.post(f"{path}/pause", headers=organizer)
     assert paused.json()["paused"] is True
-    # A change reaches the admission loops within their reading interval (README); until
-    # then a loop may still step the room as it was.
-    await asyncio.sleep(ROOMS_READ_EVERY_SECONDS + TICK_SECONDS)
-    [buyer] = await mint_accounts(engine, settings.jwt_secret, 1)
+    # At once: the admission loops still step the room with the rules they read before.
     await client.post(f"{path}/join", headers=buyer)
 
     # Several admission steps pass (one a second) without letting anyone in.
@@ -281,6 +278,21 @@ async def test_joining_and_places_answer_503_while_redis_is_down(
         ):
             assert_problem(response, 503)
             assert response.headers["retry-after"] == "1"
+
+
+async def test_a_pause_with_redis_down_answers_503_and_is_kept(
+    client_with: ClientWith, engine: AsyncEngine, settings: Settings, client: Client
+) -> None:
+    event = await _queued_event(client, engine, settings)
+    organizer = _organizer(settings, event)
+    path = f"/api/events/{event.id}/queue"
+    async with client_with(redis_url=f"redis://127.0.0.1:{free_port()}/0") as down:
+        paused = await down.post(f"{path}/pause", headers=organizer)
+
+    assert_problem(paused, 503)
+    assert paused.headers["retry-after"] == "1"
+    # Saved in PostgreSQL: the admission loops read it within their interval.
+    assert (await client.get(path, headers=organizer)).json()["paused"] is True
 
 
 async def test_the_metrics_show_each_rooms_buyers(

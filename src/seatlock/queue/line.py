@@ -105,6 +105,15 @@ class QueueLine:
         )
         return int(let_in)
 
+    async def mark_paused(self, event_id: uuid.UUID, paused: bool) -> None:
+        """Tells the admission step at once: the rules it is given are read from
+        PostgreSQL only every few seconds, and a pause must stop admission from now on."""
+        state = keys.queue_state(event_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(state, "paused", "1" if paused else "0")
+            pipe.pexpire(state, KEYS_TTL_MS)
+            await pipe.execute()
+
     async def given_up(self, event_id: uuid.UUID, number: int) -> bool:
         """Whether the pass of this number was given up by its buyer leaving the room."""
         return await self.redis.zscore(keys.queue_given_up(event_id), str(number)) is not None

@@ -19,6 +19,7 @@ from seatlock.events.events import managed_event
 from seatlock.models import EventQueue
 from seatlock.queue.figures import Figures
 from seatlock.queue.gate import QueueGate
+from seatlock.queue.line import queue_or_503
 from seatlock.queue.rules import RoomSettings, room_of, save_room
 from seatlock.redis_client import REDIS_DOWN
 
@@ -135,6 +136,8 @@ async def _set_paused(
     room.paused = paused
     await db_session.commit()
     on_sale.forget(event_id)
+    async with queue_or_503():
+        await queue_gate.line.mark_paused(event_id, paused)
     return _room_out(room, await _live(queue_gate, event_id))
 
 
@@ -146,8 +149,9 @@ async def pause_queue(
     on_sale: deps.OnSale,
     queue_gate: deps.Queue,
 ) -> RoomOut:
-    """Stops letting buyers in (within two seconds on every worker); those waiting keep
-    their places and live passes keep working."""
+    """Stops letting buyers in: once this answers, nobody more is let in. Those waiting
+    keep their places and live passes keep working. While Redis is unreachable it answers
+    503 (nobody is let in then either); sent again, it takes effect at once."""
     return await _set_paused(db_session, on_sale, queue_gate, event_id, principal, True)
 
 
@@ -159,7 +163,7 @@ async def resume_queue(
     on_sale: deps.OnSale,
     queue_gate: deps.Queue,
 ) -> RoomOut:
-    """Lets buyers in again at the room's pace."""
+    """Lets buyers in again at the room's pace (within two seconds on every worker)."""
     return await _set_paused(db_session, on_sale, queue_gate, event_id, principal, False)
 
 
