@@ -21,8 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from seatlock.app import create_app
 from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.ops.metrics import REGISTRY
+from seatlock.ops.request_log import RequestObserver
 from seatlock.settings import Settings
-from seatlock.shedding import MAX_RETRY_AFTER_SECONDS, Backlog, RetrySchedule
+from seatlock.shedding import (
+    MAX_RETRY_AFTER_SECONDS,
+    Backlog,
+    RetrySchedule,
+    ShedRoutes,
+)
 from tests.clients import UserFactory, assert_problem
 from tests.factories import create_event
 from tests.live_server import serving_app
@@ -281,3 +287,75 @@ def test_retry_after_stops_growing_at_its_ceiling() -> None:
     told = _refusals(schedule, MAX_RETRY_AFTER_SECONDS + 5)
 
     assert told == [*range(1, MAX_RETRY_AFTER_SECONDS + 1), *[MAX_RETRY_AFTER_SECONDS] * 5]
+
+
+class Routed:
+    """Wraps the app behind the door: the requests that got past it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+async def test_a_full_worker_refuses_shed_routes_at_the_door(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    event = await create_event(engine)
+    origin = "https://tickets.example"
+    changed = {"shed_backlog": 1, "allowed_origins": origin}
+    app = create_app(msgspec.structs.replace(settings, **changed))
+    backlog: Backlog = app.state.backlog
+    routed = Routed(backlog.app)
+    backlog.app = routed
+    availability = f"/api/events/{event.id}/availability"
+    observer = cast(RequestObserver, app.asgi_handler)
+    # A clock that stands still: the three refusals are told 1, 2 and 3 s (one a second).
+    backlog.schedule = RetrySchedule(clock=lambda: 1000.5)
+    async with serving_app(app) as live:
+        backlog.in_hand = 1  # as if one request were in hand
+        refused = await live.get(availability, headers={"Origin": origin})
+        seat_map = await live.get(f"/api/events/{event.id}/seats")
+        not_an_event = await live.get("/api/events/not-a-uuid/availability")
+        alive = await live.get("/health/live")
+        # Without the door, the guard refuses, through Litestar.
+        observer.app = Backlog(routed)
+        by_the_guard = await live.get(availability, headers={"Origin": origin})
+        backlog.in_hand = 0
+        served = await live.get(availability)
+
+    for answer in (refused, by_the_guard, seat_map):
+        assert_problem(answer, 503, "overloaded")
+    assert refused.json() == by_the_guard.json()
+    for header in ("content-type", "access-control-allow-origin", "access-control-expose-headers"):
+        assert refused.headers[header] == by_the_guard.headers[header]
+    # A page on that origin can read the answer and its Retry-After.
+    assert refused.headers["access-control-allow-origin"] == origin
+    assert "retry-after" in refused.headers["access-control-expose-headers"].lower()
+    told = [a.headers["retry-after"] for a in (refused, seat_map, by_the_guard)]
+    assert told == ["1", "2", "3"]
+    assert not_an_event.status_code == 404
+    assert alive.status_code == served.status_code == 200
+    # The door's refusals never reached Litestar's router.
+    assert routed.paths == [
+        "/api/events/not-a-uuid/availability",
+        "/health/live",
+        availability,
+        availability,
+    ]
+
+
+def test_shed_routes_are_told_by_method_and_path(settings: Settings) -> None:
+    routes = ShedRoutes.of(create_app(settings))
+    event = uuid.uuid4()
+
+    assert routes.template("POST", f"/api/events/{event}/holds") == "/api/events/{event_id}/holds"
+    assert routes.template("GET", f"/api/events/{event}/") == "/api/events/{event_id}"
+    assert routes.template("GET", "/api/events") == "/api/events"
+    assert routes.template("PATCH", f"/api/events/{event}") is None
+    assert routes.template("GET", f"/api/events/{event}/holds") is None
+    assert routes.template("GET", "/api/events/42/layout") is None
+    assert routes.template("POST", "/api/bookings") is None

@@ -55,7 +55,7 @@ from seatlock.queue.routes import queue_router
 from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
-from seatlock.shedding import Backlog, shed_if_busy
+from seatlock.shedding import Backlog, ShedRoutes, shed_if_busy
 
 # The name of every task a worker runs besides its requests, before what the task does.
 BACKGROUND = "seatlock background: "
@@ -198,7 +198,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=None,
     )
     configure_logging(settings.log_format)
-    app.state.backlog = Backlog(app.asgi_handler)
+    app.state.backlog = Backlog(
+        app.asgi_handler,
+        limit=settings.shed_backlog,
+        routes=ShedRoutes.of(app),
+        cors=app.cors_config,
+    )
     # Outside the router, so that every request is timed, counted and logged, 404s too.
     app.asgi_handler = RequestObserver(app.state.backlog)
     return app

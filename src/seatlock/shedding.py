@@ -16,24 +16,38 @@ counting once it has started; a client that stalls half-way through a body holds
 A refusal's Retry-After spreads the refused over the seconds ahead, no more per second than
 the worker answered in the last one (`RetrySchedule`). With a fixed `Retry-After: 1`, the
 crowd of a flash sale's first second came back a second later and was refused again, about
-a thousand requests a second on two workers, for twelve seconds: each refusal costs a
-worker most of what a trivial request does, so refusing took most of their time, and the
-requests they had in hand waited behind it.
+a thousand requests a second on two workers, for twelve seconds, and the requests the
+workers had in hand waited behind the refusals.
+
+For the same reason a worker that is full refuses at the door (`Backlog`): a request for a
+`shed_when_busy` route, told by its method and path, is answered before Litestar routes it,
+with the same problem+json answer the guard would give. Through Litestar's routing,
+guard, exception handling and problem rendering a refusal cost about what a small request
+does. The guard still refuses what arrives while the door was open.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
-from litestar import Request
+import msgspec
+from litestar import Litestar, Request
+from litestar.config.cors import CORSConfig
 from litestar.connection import ASGIConnection
 from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+# Litestar's own CORS handling, so that a refusal at the door carries the same CORS headers
+# as every other answer (browsers hide an answer without them from the page).
+from litestar.middleware._internal.cors import CORSMiddleware
+from litestar.routes import HTTPRoute
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from seatlock.errors import Unavailable
+from seatlock.ops.metrics import UNAVAILABLE
+from seatlock.problems import PROBLEM_BASE
 
 # The route option (`@get(..., shed_when_busy=True)`) of what may be refused when busy.
 SHED_WHEN_BUSY: Final = "shed_when_busy"
@@ -50,9 +64,71 @@ class Overloaded(Unavailable):
     title = "Too busy for this request right now"
     cause = "overloaded"
 
+    detail = "the service is busy; please retry after Retry-After seconds"
+
     def __init__(self, retry_after: int) -> None:
-        super().__init__("the service is busy; please retry after Retry-After seconds")
+        super().__init__(self.detail)
         self.retry_after = retry_after
+
+
+# The answer to a refusal at the door: what the guard's Overloaded renders to.
+_OVERLOADED_BODY: Final = msgspec.json.encode(
+    {
+        "type": PROBLEM_BASE + Overloaded.slug,
+        "title": Overloaded.title,
+        "status": Overloaded.status,
+        "detail": Overloaded.detail,
+    }
+)
+
+
+class ShedRoutes:
+    """The `shed_when_busy` routes of an app, told by method and path without Litestar's
+    router: a request for one can be refused before it is routed."""
+
+    def __init__(self, routes: Iterable[tuple[str, tuple[Any, ...], str]]) -> None:
+        # (method, path components: a literal or a parameter's type, path template)
+        self._routes = list(routes)
+
+    @classmethod
+    def of(cls, app: Litestar) -> ShedRoutes:
+        return cls(
+            (method, _components(route), route.path_format)
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+            for handler in route.route_handlers
+            if handler.opt.get(SHED_WHEN_BUSY)
+            for method in handler.http_methods
+        )
+
+    def template(self, method: str, path: str) -> str | None:
+        """The path template of the shed route the request is for, if any."""
+        segments = path.strip("/").split("/")
+        for wanted, components, template in self._routes:
+            if wanted == method and _matches(components, segments):
+                return template
+        return None
+
+
+def _components(route: HTTPRoute) -> tuple[Any, ...]:
+    return tuple(
+        part if isinstance(part, str) else part.parser or str for part in route.path_components
+    )
+
+
+def _matches(components: tuple[Any, ...], segments: list[str]) -> bool:
+    if len(components) != len(segments):
+        return False
+    for component, segment in zip(components, segments, strict=True):
+        if isinstance(component, str):
+            if component != segment:
+                return False
+            continue
+        try:
+            component(segment)
+        except ValueError:
+            return False
+    return True
 
 
 class RetrySchedule:
@@ -96,17 +172,39 @@ class Backlog:
     """One per process: the requests of `shed_when_busy` routes in hand, not yet answering.
     Wraps the app, to see each answer start."""
 
-    def __init__(self, app: ASGIApp, schedule: RetrySchedule | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        schedule: RetrySchedule | None = None,
+        *,
+        limit: int = 0,
+        routes: ShedRoutes | None = None,
+        cors: CORSConfig | None = None,
+    ) -> None:
+        """With a `limit` and `routes`, requests for those routes are refused at the door
+        while `limit` are in hand."""
         self.app = app
         self.schedule = schedule or RetrySchedule()
         self.in_hand = 0
         # The most in hand at once since the metrics last read it.
         self._peak = 0
+        self._limit = limit
+        self._routes = routes or ShedRoutes(())
+        self._refusal: ASGIApp = self._refuse
+        if cors is not None:
+            self._refusal = CORSMiddleware(app=self._refuse, config=cors)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
+        if self._limit and self.in_hand >= self._limit:
+            template = self._routes.template(scope["method"], scope["path"])
+            if template is not None:
+                # What the request log and the metrics name the route by.
+                _marks(scope)["path_template"] = template
+                await self._refusal(scope, receive, send)
+                return
         answering = False
 
         async def send_answer(message: Message) -> None:
@@ -121,6 +219,21 @@ class Backlog:
         finally:
             if not answering:
                 self._done(scope)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        retry_after = self.schedule.retry_after(floor=self._limit)
+        UNAVAILABLE.labels(Overloaded.cause).inc()
+        start: HTTPResponseStartEvent = {
+            "type": "http.response.start",
+            "status": Overloaded.status,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"content-length", str(len(_OVERLOADED_BODY)).encode()),
+                (b"retry-after", str(retry_after).encode()),
+            ],
+        }
+        await send(start)
+        await send({"type": "http.response.body", "body": _OVERLOADED_BODY, "more_body": False})
 
     def refuse_if_full(self, limit: int) -> None:
         """Overloaded while `limit` requests are in hand (0: no limit)."""

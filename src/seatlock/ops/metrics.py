@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
@@ -52,7 +52,10 @@ from seatlock.queue.figures import room_figures
 from seatlock.queue.rules import rooms_open
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.settings import Settings
-from seatlock.shedding import Backlog
+
+if TYPE_CHECKING:
+    # Annotation only: the backlog counts its refusals here.
+    from seatlock.shedding import Backlog
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Read once, like prometheus-client itself decides at import whether values go to files.
