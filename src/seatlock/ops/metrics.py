@@ -20,10 +20,10 @@ import contextlib
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from litestar import Litestar, Response, get
 from litestar.datastructures import State
@@ -52,10 +52,6 @@ from seatlock.queue.figures import room_figures
 from seatlock.queue.rules import rooms_open
 from seatlock.redis_client import REDIS_DOWN, RedisClient
 from seatlock.settings import Settings
-
-if TYPE_CHECKING:
-    # Annotation only: the backlog counts its refusals here.
-    from seatlock.shedding import Backlog
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Read once, like prometheus-client itself decides at import whether values go to files.
@@ -277,7 +273,8 @@ async def metrics_lifespan(app: Litestar) -> AsyncIterator[None]:
     forget_dead_workers()
     app.state.hold_gauges = HoldGauges()
     engine: AsyncEngine = app.state.engine
-    backlog: Backlog = app.state.backlog
+    # The backlog's (seatlock.shedding, which counts its refusals here).
+    read_peak: Callable[[], int] = app.state.backlog.read_peak
     settings: Settings = app.state.settings
     BACKLOG_LIMIT.set(settings.shed_backlog)
     stop = asyncio.Event()
@@ -285,7 +282,7 @@ async def metrics_lifespan(app: Litestar) -> AsyncIterator[None]:
     async def refresh() -> None:
         while not stop.is_set():
             refresh_pool(engine)
-            BACKLOG_PEAK.set(backlog.read_peak())
+            BACKLOG_PEAK.set(read_peak())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), POOL_REFRESH_SECONDS)
 
