@@ -16,14 +16,14 @@ counting once it has started; a client that stalls half-way through a body holds
 A refusal's Retry-After spreads the refused over the seconds ahead, no more per second than
 the worker answered in the last one (`RetrySchedule`). With a fixed `Retry-After: 1`, the
 crowd of a flash sale's first second came back a second later and was refused again, about
-a thousand requests a second on two workers, for twelve seconds, and the requests the
+a thousand requests a second on two workers, for thirteen seconds, and the requests the
 workers had in hand waited behind the refusals.
 
 For the same reason a worker that is full refuses at the door (`Backlog`): a request for a
 `shed_when_busy` route, told by its method and path, is answered before Litestar routes it,
-with the same problem+json answer the guard would give. Through Litestar's routing,
-guard, exception handling and problem rendering a refusal cost about what a small request
-does. The guard still refuses what arrives while the door was open.
+with the same problem+json answer the guard would give, rather than after Litestar's
+routing, the guard, exception handling and problem rendering. The guard still refuses
+what arrives while the door was open.
 """
 
 from __future__ import annotations
