@@ -204,7 +204,7 @@ async def test_an_answer_that_has_started_stops_counting() -> None:
     started, finish = asyncio.Event(), asyncio.Event()
 
     async def streaming(scope: Scope, receive: Receive, send: Send) -> None:
-        backlog.take(scope, limit=1)
+        backlog.take(scope)
         await send({"type": "http.response.start", "status": 200, "headers": []})
         started.set()
         await finish.wait()
@@ -213,7 +213,7 @@ async def test_an_answer_that_has_started_stops_counting() -> None:
     async def sent(message: object) -> None:
         return None
 
-    backlog = Backlog(streaming)
+    backlog = Backlog(streaming, limit=1)
     answer = asyncio.create_task(backlog(_http_scope(), _nothing, sent))
     await started.wait()
     while_streaming = backlog.in_hand
@@ -226,13 +226,13 @@ async def test_an_answer_that_has_started_stops_counting() -> None:
 
 async def test_a_request_that_fails_before_answering_stops_counting() -> None:
     async def failing(scope: Scope, receive: Receive, send: Send) -> None:
-        backlog.take(scope, limit=1)
+        backlog.take(scope)
         raise RuntimeError("a bug")
 
     async def sent(message: object) -> None:
         return None
 
-    backlog = Backlog(failing)
+    backlog = Backlog(failing, limit=1)
     with pytest.raises(RuntimeError):
         await backlog(_http_scope(), _nothing, sent)
 

@@ -181,8 +181,8 @@ class Backlog:
         routes: ShedRoutes | None = None,
         cors: CORSConfig | None = None,
     ) -> None:
-        """With a `limit` and `routes`, requests for those routes are refused at the door
-        while `limit` are in hand."""
+        """While `limit` requests are in hand (0: no limit) the next are refused: at the
+        door for `routes`, else by the guard."""
         self.app = app
         self.schedule = schedule or RetrySchedule()
         self.in_hand = 0
@@ -198,7 +198,7 @@ class Backlog:
         if scope["type"] != ScopeType.HTTP:
             await self.app(scope, receive, send)
             return
-        if self._limit and self.in_hand >= self._limit:
+        if self._full():
             template = self._routes.template(scope["method"], scope["path"])
             if template is not None:
                 # What the request log and the metrics name the route by.
@@ -235,14 +235,14 @@ class Backlog:
         await send(start)
         await send({"type": "http.response.body", "body": _OVERLOADED_BODY, "more_body": False})
 
-    def refuse_if_full(self, limit: int) -> None:
-        """Overloaded while `limit` requests are in hand (0: no limit)."""
-        if limit and self.in_hand >= limit:
-            raise Overloaded(self.schedule.retry_after(floor=limit))
+    def refuse_if_full(self) -> None:
+        """Overloaded while the limit's worth of requests are in hand."""
+        if self._full():
+            raise Overloaded(self.schedule.retry_after(floor=self._limit))
 
-    def take(self, scope: Scope, limit: int) -> None:
-        """Counts the request in, or refuses it while `limit` are in hand."""
-        self.refuse_if_full(limit)
+    def take(self, scope: Scope) -> None:
+        """Counts the request in, or refuses it while the limit's worth are in hand."""
+        self.refuse_if_full()
         self.in_hand += 1
         self._peak = max(self._peak, self.in_hand)
         _marks(scope)[_COUNTED] = True
@@ -251,6 +251,9 @@ class Backlog:
         """The most requests in hand at once since the last call."""
         peak, self._peak = self._peak, self.in_hand
         return peak
+
+    def _full(self) -> bool:
+        return bool(self._limit) and self.in_hand >= self._limit
 
     def _done(self, scope: Scope) -> None:
         marks = _marks(scope)
@@ -273,10 +276,8 @@ async def shed_if_busy(
     client that sends half a body and stalls holds no slot."""
     if not handler.opt.get(SHED_WHEN_BUSY) or not isinstance(connection, Request):
         return
-    state = connection.app.state
-    backlog: Backlog = state.backlog
-    limit: int = state.settings.shed_backlog
-    backlog.refuse_if_full(limit)
+    backlog: Backlog = connection.app.state.backlog
+    backlog.refuse_if_full()
     if connection.method != "GET":
         await connection.body()  # kept by Litestar for the handler
-    backlog.take(connection.scope, limit)
+    backlog.take(connection.scope)
