@@ -104,7 +104,11 @@ class EmbeddedPostgres:
 
     def _initialise(self) -> None:
         if (self.data_dir / "PG_VERSION").exists():
-            return
+            if self.password_file.exists():
+                return
+            # The state directory was deleted but the cluster, kept outside it, was not:
+            # without its password nothing can sign in, so it is made anew.
+            self.destroy()
         ids = _server_user_ids()
         home = self.data_dir.parent
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
