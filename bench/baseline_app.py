@@ -195,7 +195,7 @@ async def live() -> dict[str, str]:
 @asynccontextmanager
 async def _engine(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    pool_size = int(os.environ.get("BENCH_BASELINE_POOL_SIZE", "20"))
+    pool_size = int(os.environ.get("BENCH_BASELINE_POOL_SIZE", settings.db_pool_size))
     app.state.engine = db.create_engine(settings.database_url, pool_size=pool_size)
     try:
         yield

@@ -79,6 +79,8 @@ def settings(database_url: str, redis_url: str, state_dir: Path) -> Settings:
         jwt_secret=TEST_SECRET,
         # Tests run the expiry sweep themselves, when they mean to.
         expiry_interval_seconds=3600,
+        # This process starts apps test after test: each would freeze the one before.
+        gc_freeze=False,
         # Every test client comes from one address; the rate limits' own tests set them.
         rate_limit_holds_per_account="",
         rate_limit_holds_per_address="",

@@ -29,6 +29,7 @@ from seatlock.bookings.routes import bookings_router
 from seatlock.events.images import LocalImageStore
 from seatlock.events.routes import events_router
 from seatlock.health import health_router
+from seatlock.heap import freeze_startup_objects
 from seatlock.holds.expiry import sweep_holds_until
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.placement import taken_snapshot
@@ -109,6 +110,8 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         ),
     }
     running = [asyncio.create_task(loop, name=BACKGROUND + name) for name, loop in loops.items()]
+    if settings.gc_freeze:
+        freeze_startup_objects()
     try:
         yield
     finally:

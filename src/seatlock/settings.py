@@ -51,7 +51,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    db_pool_size: int = 20
+    # Transactions past what the cores can run at once wait here for a connection, rather
+    # than in PostgreSQL and between the event loop's turns (bench/RESULTS.md).
+    db_pool_size: int = 4
+    # Freeze what a started worker holds out of the garbage collector's reach (heap.py).
+    gc_freeze: bool = True
     # Load shedding (shedding.py): with this many holds and reads in hand and not yet
     # answering, a worker answers the next ones 503 at once. 0 never sheds.
     shed_backlog: Annotated[int, msgspec.Meta(ge=0)] = 32
