@@ -170,6 +170,10 @@ def test_separate_holds_go_to_a_server_of_their_own() -> None:
     }
 
 
+# Checkout steps that cost the service several milliseconds of CPU each (bench/RESULTS.md).
+COSTLY_STEPS = ("book", "initiate", "verify", "seat_map")
+
+
 def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
     target: targets.Target,
 ) -> None:
@@ -196,7 +200,11 @@ def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
     ]
     for found in figures:
         assert found["ok"] == found["requests"] > 0, found
-        assert found["cpu_ms_per_request"] > 0, found
+        assert found["cpu_ms_per_request"] >= 0, found
+    # CPU is counted in clock ticks of 10 ms: 20 requests of a step under a millisecond (the
+    # sandbox page, the snapshot) may all fall between two of them and count 0.
+    costly = {f["step"]: f["cpu_ms_per_request"] for f in figures if f["step"] in COSTLY_STEPS}
+    assert all(spent > 0 for spent in costly.values()), costly
 
 
 def test_the_waiting_room_benchmark_takes_a_small_run() -> None:
