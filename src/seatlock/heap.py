@@ -6,7 +6,8 @@ started (the imported modules, the app, its routes and OpenAPI schema), none of 
 becomes garbage. In a flash sale's first seconds the requests' allocations set off full
 collections one after another, and every request in hand waited 135-230 ms for each. Frozen
 once start-up is done, those objects are out of the collector's reach for good; it still
-collects everything made afterwards.
+collects everything made afterwards. (A frozen object that later becomes garbage inside a
+reference cycle is never freed: what start-up makes lives as long as the worker anyway.)
 
 With the default threshold a young collection runs every 700 allocations, so the objects
 of the requests in hand, alive at that moment, are promoted and left for the older
