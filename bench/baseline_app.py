@@ -8,7 +8,6 @@ service's own payments API. Nothing of it is part of the product.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -195,8 +194,8 @@ async def live() -> dict[str, str]:
 @asynccontextmanager
 async def _engine(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    pool_size = int(os.environ.get("BENCH_BASELINE_POOL_SIZE", settings.db_pool_size))
-    app.state.engine = db.create_engine(settings.database_url, pool_size=pool_size)
+    # The service's pool size (SEATLOCK_DB_POOL_SIZE), so that both designs run with one.
+    app.state.engine = db.create_engine(settings.database_url, settings.db_pool_size)
     try:
         yield
     finally:

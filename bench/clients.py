@@ -30,7 +30,7 @@ from bench import buyers, crowd
 from bench.recorder import Recorder
 from bench.steps import Buyer, Sale, design
 from bench.wire import Connection
-from seatlock.heap import freeze_startup_objects
+from seatlock.heap import freeze_startup_objects, space_young_collections
 
 # Connections a client process opens at once before the start.
 OPENING = 64
@@ -138,6 +138,7 @@ async def _client(plan: Plan, signals: Signals) -> None:
     await _open(people)
     # Every latency is measured in this loop: no full collection walks the set-up's objects.
     freeze_startup_objects()
+    space_young_collections()
     signals.messages.put(("ready", plan.number, None))
     await asyncio.to_thread(signals.go.wait)
     recorder = Recorder(started=signals.start_at.value)

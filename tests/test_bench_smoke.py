@@ -170,7 +170,7 @@ def test_separate_holds_go_to_a_server_of_their_own() -> None:
     }
 
 
-# Checkout steps that cost the service several milliseconds of CPU each (bench/RESULTS.md).
+# The measured steps that cost the service several milliseconds of CPU each (RESULTS.md).
 COSTLY_STEPS = ("book", "initiate", "verify", "seat_map")
 
 
@@ -200,9 +200,9 @@ def test_the_checkout_cost_of_every_step_is_measured_on_requests_that_succeed(
     ]
     for found in figures:
         assert found["ok"] == found["requests"] > 0, found
-        assert found["cpu_ms_per_request"] >= 0, found
-    # CPU is counted in clock ticks of 10 ms: 20 requests of a step under a millisecond (the
-    # sandbox page, the snapshot) may all fall between two of them and count 0.
+    # CPU is counted in clock ticks of 10 ms: 20 requests of a step that costs a millisecond
+    # or two (the hold, the sandbox page, the snapshot, the baseline's locking transaction)
+    # may all fall between two ticks and count 0.
     costly = {f["step"]: f["cpu_ms_per_request"] for f in figures if f["step"] in COSTLY_STEPS}
     assert all(spent > 0 for spent in costly.values()), costly
 

@@ -29,7 +29,7 @@ from seatlock.bookings.routes import bookings_router
 from seatlock.events.images import LocalImageStore
 from seatlock.events.routes import events_router
 from seatlock.health import health_router
-from seatlock.heap import freeze_startup_objects
+from seatlock.heap import settled_heap
 from seatlock.holds.expiry import sweep_holds_until
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.placement import taken_snapshot
@@ -110,8 +110,6 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         ),
     }
     running = [asyncio.create_task(loop, name=BACKGROUND + name) for name, loop in loops.items()]
-    if settings.gc_freeze:
-        freeze_startup_objects()
     try:
         yield
     finally:
@@ -192,7 +190,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies=deps.dependencies(),
         plugins=[problem_details_plugin()],
         openapi_config=openapi_config("Seatlock", "0.1.0"),
-        lifespan=[resources, metrics_lifespan],
+        lifespan=[resources, metrics_lifespan, settled_heap],
         state=State({"settings": settings}),
         request_max_body_size=settings.max_body_bytes,
         cors_config=_cors(settings),

@@ -51,8 +51,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    # Transactions past what the cores can run at once wait here for a connection, rather
-    # than in PostgreSQL and between the event loop's turns (bench/RESULTS.md).
+    # Small, for PostgreSQL on the service's own cores: there 20 made bookings slower
+    # than 1-4 in most of the benchmark's runs (bench/RESULTS.md).
     db_pool_size: int = 4
     # Freeze what a started worker holds out of the garbage collector's reach (heap.py).
     gc_freeze: bool = True
