@@ -191,6 +191,44 @@ async def test_a_refused_request_frees_its_slot(settings: Settings, engine: Asyn
     assert in_hand == 0
 
 
+async def _answer_to_half_a_body(
+    live: httpx.AsyncClient, path: str, headers: dict[str, str], body: bytes
+) -> bytes:
+    """The status line of the answer to a POST of which only the first byte of the body
+    is ever sent (on a socket of its own: an HTTP client sends the whole body first)."""
+    reader, writer = await asyncio.open_connection(live.base_url.host, live.base_url.port)
+    head = [f"POST {path} HTTP/1.1", "Host: seatlock", "Content-Type: application/json"]
+    head += [f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in headers.items())]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body[:1])
+    try:
+        async with asyncio.timeout(PATIENCE_SECONDS):
+            return await reader.readline()
+    finally:
+        writer.close()
+
+
+async def test_no_body_is_read_before_the_token_is_checked(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    # The guard reads a hold's body to count the request once it is in; a caller without
+    # a valid token is refused before that, with the body still on its way.
+    event = await create_event(engine)
+    holds = f"/api/events/{event.id}/holds"
+    body = _seats(event.seat_ids[0])
+    app = create_app(settings)
+    async with serving_app(app) as live:
+        unsigned = await _answer_to_half_a_body(live, holds, {}, body)
+        forged = await _answer_to_half_a_body(
+            live, holds, {"Authorization": "Bearer not-a-token"}, body
+        )
+        in_hand = app.state.backlog.in_hand
+
+    assert unsigned.startswith(b"HTTP/1.1 401 "), unsigned
+    assert forged.startswith(b"HTTP/1.1 401 "), forged
+    assert in_hand == 0
+    assert await assert_consistent(engine, event.id) == 0
+
+
 def _http_scope() -> Scope:
     return cast(Scope, {"type": "http", "method": "GET", "path": "/", "headers": []})
 

@@ -56,7 +56,7 @@ from seatlock.queue.routes import queue_router
 from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
 from seatlock.settings import Settings, current_settings
-from seatlock.shedding import Backlog, ShedRoutes, shed_if_busy
+from seatlock.shedding import Backlog, ShedRoutes, count_in_hand, refuse_if_busy
 
 # The name of every task a worker runs besides its requests, before what the task does.
 BACKGROUND = "seatlock background: "
@@ -131,11 +131,13 @@ async def check_request(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """The guard of every route: whether the worker is too busy for it, who may call it,
-    then whether its body is JSON. One guard rather than three, since Litestar copies the
-    route handler for each guard it runs."""
-    await shed_if_busy(connection, handler)
+    whether its body is said to be JSON, then the body read and the request counted in
+    hand. One guard rather than four, since Litestar copies the route handler for each
+    guard it runs."""
+    refuse_if_busy(connection, handler)
     await authorize(connection, handler)
     await require_json(connection, handler)
+    await count_in_hand(connection, handler)
 
 
 def _cors(settings: Settings) -> CORSConfig | None:

@@ -6,12 +6,14 @@ waits behind all the others: in the benchmark's arrival burst holds waited 14-21
 did the bookings and payments of buyers who already had their seats (each of their
 PostgreSQL round trips waits a full turn of the busy event loop). The routes marked
 `shed_when_busy` (event pages, seat maps, availability, new holds: what a buyer simply asks
-again) are counted while they are in hand, from the guard (once their body is in) until
-their answer starts; with `shed_backlog` of them in hand, the next one answers 503 at once.
-Checkout steps (bookings, payments), releases, sign-in and the waiting room are neither
-counted nor refused: a payment waiting on its provider says nothing about how busy the
-worker is, and a buyer who got seats gets to pay for them. A streamed answer stops
-counting once it has started; a client that stalls half-way through a body holds no slot.
+again) are counted while they are in hand, from the guard (once the caller is authorized
+and the body is in) until their answer starts; with `shed_backlog` of them in hand, the
+next one answers 503 at once, before its token is even read. Checkout steps (bookings,
+payments), releases, sign-in and the waiting room are neither counted nor refused: a
+payment waiting on its provider says nothing about how busy the worker is, and a buyer who
+got seats gets to pay for them. A streamed answer stops counting once it has started; a
+client that stalls half-way through a body holds no slot, and no body is read before the
+caller's token is checked.
 
 A refusal's Retry-After spreads the refused over the seconds ahead, no more per second than
 the worker answered in the last one (`RetrySchedule`). With a fixed `Retry-After: 1`, the
@@ -268,16 +270,26 @@ def _marks(scope: Scope) -> dict[str, Any]:
     return cast(dict[str, Any], scope)
 
 
-async def shed_if_busy(
+def refuse_if_busy(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
-    """Counts a request of a `shed_when_busy` route, or refuses it while the worker has
-    `shed_backlog` such requests in hand. A request is counted once its body is in: a
-    client that sends half a body and stalls holds no slot."""
+    """First of all, before the caller's token is read: a `shed_when_busy` request is
+    refused while the worker has `shed_backlog` such requests in hand."""
+    if handler.opt.get(SHED_WHEN_BUSY):
+        backlog: Backlog = connection.app.state.backlog
+        backlog.refuse_if_full()
+
+
+async def count_in_hand(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Once the caller is authorized: counts a request of a `shed_when_busy` route, or
+    refuses it if the backlog filled meanwhile. It is counted once its body is in: a client
+    that sends half a body and stalls holds no slot, and nobody gets a body read before
+    the token is checked."""
     if not handler.opt.get(SHED_WHEN_BUSY) or not isinstance(connection, Request):
         return
-    backlog: Backlog = connection.app.state.backlog
-    backlog.refuse_if_full()
     if connection.method != "GET":
         await connection.body()  # kept by Litestar for the handler
+    backlog: Backlog = connection.app.state.backlog
     backlog.take(connection.scope)
