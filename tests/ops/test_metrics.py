@@ -207,6 +207,10 @@ def _served_by(directory: Path) -> dict[str, float]:
     return served
 
 
+def _workers_that_served(directory: Path) -> int:
+    return len([n for n in _served_by(directory).values() if n > 0])
+
+
 async def test_one_scrape_counts_the_requests_of_every_worker(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -226,10 +230,10 @@ async def test_one_scrape_counts_the_requests_of_every_worker(
                 answers = await asyncio.gather(*(client.get("/health/live") for _ in range(20)))
                 assert all(a.status_code == 200 for a in answers)
                 sent += len(answers)
-                if len([n for n in _served_by(tmp_path).values() if n > 0]) >= 2:
+                if _workers_that_served(tmp_path) >= 2:
                     break
                 await asyncio.sleep(0.1)
-            assert len([n for n in _served_by(tmp_path).values() if n > 0]) >= 2
+            assert _workers_that_served(tmp_path) >= 2
             after = await scrape(client, scraper)
     labels = {"route": "/health/live", "method": "GET", "status": "200"}
     total = value(after, "seatlock_http_requests_total", **labels)
