@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock.app import create_app
 from seatlock.embedded.valkey import EmbeddedValkey
+from seatlock.holds.store import new_hold_id
 from seatlock.ops.metrics import REGISTRY
 from seatlock.ops.request_log import RequestObserver
 from seatlock.settings import Settings
@@ -159,8 +160,8 @@ async def test_half_sent_bodies_and_other_routes_in_hand_do_not_count(
         bodies = [
             (holds, _seats(event.seat_ids[0])),
             (holds, _seats(event.seat_ids[1])),
-            ("/api/bookings", b'{"hold_id": "no-such-hold"}'),
-            ("/api/bookings", b'{"hold_id": "no-such-hold"}'),
+            ("/api/bookings", msgspec.json.encode({"hold_id": new_hold_id(uuid.uuid4())})),
+            ("/api/bookings", msgspec.json.encode({"hold_id": new_hold_id(uuid.uuid4())})),
         ]
         stalled = [
             asyncio.create_task(_half_sent(live, path, buyer, body, sent)) for path, body in bodies
@@ -173,7 +174,7 @@ async def test_half_sent_bodies_and_other_routes_in_hand_do_not_count(
 
     assert in_hand_while_stalled == 0
     assert held.status_code == 201, held.text
-    assert [answer.status_code for answer in answers] == [201, 201, 404, 404]
+    assert [answer.status_code for answer in answers] == [201, 201, 410, 410]
     assert await assert_consistent(engine, event.id) == 0
 
 

@@ -142,7 +142,7 @@ async def test_unknown_expired_and_foreign_holds(
 
     assert (await book(client, other, hold_id)).status_code == 404
     assert (await book(client, owner, f"{event.id.hex}.{'x' * 24}")).status_code == 410
-    assert (await book(client, owner, "garbage")).status_code == 404
+    assert_problem(await book(client, owner, "garbage"), 400, "validation")
     assert (await client.delete(f"/api/holds/{hold_id}", headers=owner)).status_code == 204
     assert (await book(client, owner, hold_id)).status_code == 410
 

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from seatlock import paging
+from seatlock.holds.store import new_hold_id
 from seatlock.models import Role
 from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.factories import create_event
@@ -167,7 +168,7 @@ async def test_a_malformed_idempotency_key_is_refused(
 
     response = await client.post(
         "/api/bookings",
-        json={"hold_id": "h"},
+        json={"hold_id": new_hold_id(uuid.uuid4())},
         headers=[(name.encode(), value.encode()) for name, value in buyer.items()]
         + [(b"Idempotency-Key", key.encode())],
     )

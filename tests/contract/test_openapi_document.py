@@ -138,3 +138,15 @@ async def test_no_content_means_no_body(document: dict[str, Any]) -> None:
     ]
     assert len(empty) >= 4
     assert not [answer for answer in empty if "content" in answer]
+
+
+async def test_every_path_parameter_states_its_form(document: dict[str, Any]) -> None:
+    # A client (or a generated one) can tell a malformed id before sending it; the server
+    # refuses the same ids with a 400.
+    loose = [
+        (op["operationId"], p["name"])
+        for op in _operations(document).values()
+        for p in op.get("parameters", [])
+        if p["in"] == "path" and not {"format", "pattern"} & p["schema"].keys()
+    ]
+    assert loose == []

@@ -196,9 +196,15 @@ async def test_the_client_file_name_never_reaches_the_disk(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["images"]
 
 
-async def test_image_urls_outside_the_store_are_not_found(client: Client) -> None:
-    for path in ("..%2F..%2Fetc%2Fpasswd", "passwd", "..", "x.png", "%2e%2e%2fsettings.py"):
+async def test_image_urls_outside_the_store_are_refused(client: Client) -> None:
+    # A slash, even encoded, leaves the route; any other name not of the stored form is
+    # refused by the route; a name of that form with no image under it is not found.
+    for path in ("..%2F..%2Fetc%2Fpasswd", "%2e%2e%2fsettings.py", ".."):
         assert_problem(await client.get(f"/api/images/{path}"), 404)
+    for name in ("passwd", "x.png", f"{'0' * 32}-{'0' * 16}.gif"):
+        body = assert_problem(await client.get(f"/api/images/{name}"), 400, "validation")
+        assert [(e["source"], e["field"]) for e in body["errors"]] == [("path", "key")]
+    assert_problem(await client.get(f"/api/images/{'0' * 32}-{'0' * 16}.png"), 404)
 
 
 async def test_a_new_image_replaces_the_old_one(

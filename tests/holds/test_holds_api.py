@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from seatlock.holds.store import new_hold_id
 from seatlock.models import EventStatus, Role
 from tests.clients import Client, ClientWith, UserFactory, assert_problem
 from tests.events.eventdata import block, seat_map
@@ -188,10 +190,17 @@ async def test_extensions_stop_at_the_event_limit(
     assert_problem(refused, 409)
 
 
-async def test_forged_hold_ids_get_404(client: Client, make_user: UserFactory) -> None:
+async def test_malformed_hold_ids_get_400_and_unknown_ones_404(
+    client: Client, make_user: UserFactory
+) -> None:
     owner = await make_user()
-    for forged in ("x", "0" * 32 + ".abc", "../../etc"):
-        assert (await client.get(f"/api/holds/{forged}", headers=owner)).status_code == 404
+    for malformed in ("x", "0" * 32 + ".abc", new_hold_id(uuid.uuid4()).upper()):
+        body = assert_problem(
+            await client.get(f"/api/holds/{malformed}", headers=owner), 400, "validation"
+        )
+        assert [(e["source"], e["field"]) for e in body["errors"]] == [("path", "hold_id")]
+    unknown = new_hold_id(uuid.uuid4())
+    assert_problem(await client.get(f"/api/holds/{unknown}", headers=owner), 404)
 
 
 async def test_best_available_holds_adjacent_seats(

@@ -16,7 +16,7 @@ from seatlock.payments import payments
 from seatlock.payments.providers.khalti import Khalti
 from seatlock.settings import Settings
 from tests.buying import booked, hold, initiate, paying, sandbox_callback, verify
-from tests.clients import Client, UserFactory
+from tests.clients import Client, UserFactory, assert_problem
 from tests.factories import create_event, scalar
 
 
@@ -39,6 +39,22 @@ async def test_a_webhook_that_failed_to_settle_is_applied_when_resent(
     assert resent.status_code == 204
     assert await scalar(engine, "SELECT status FROM bookings") == "confirmed"
     assert await scalar(engine, "SELECT count(*) FROM provider_notifications") == 1
+
+
+async def test_webhooks_of_unknown_or_unconfigured_providers_are_refused(
+    client: Client, make_user: UserFactory, engine: AsyncEngine
+) -> None:
+    *_, callback = await paying(client, make_user, engine)
+
+    unknown = await client.post("/api/payments/webhooks/paypal", json=callback)
+    # A provider the code knows but this service has no keys for: the sandbox serves cards.
+    unconfigured = await client.post("/api/payments/webhooks/stripe", json=callback)
+
+    body = assert_problem(unknown, 400, "validation")
+    assert [(e["source"], e["field"]) for e in body["errors"]] == [("path", "provider")]
+    assert_problem(unconfigured, 404)
+    assert await scalar(engine, "SELECT status FROM bookings") == "pending_payment"
+    assert await scalar(engine, "SELECT count(*) FROM provider_notifications") == 0
 
 
 async def test_a_declined_attempt_then_a_success_confirms(

@@ -334,11 +334,9 @@ async def test_webhooks_settle_once_and_ignore_replays(
     forged = await client.post(
         "/api/payments/webhooks/sandbox", json={**callback, "amount_minor": "1"}
     )
-    unknown = await client.post("/api/payments/webhooks/paypal", json=callback)
 
     assert (first.status_code, replay.status_code) == (204, 204)
     assert 400 <= forged.status_code < 500
-    assert unknown.status_code == 404
     assert await scalar(engine, "SELECT count(*) FROM provider_notifications") == 1
     assert await scalar(engine, "SELECT status FROM bookings") == "confirmed"
 

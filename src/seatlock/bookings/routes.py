@@ -16,12 +16,13 @@ from seatlock.auth.access import SIGNED_IN
 from seatlock.bodies import Body
 from seatlock.bookings import bookings, cancellation, tickets
 from seatlock.bookings.tickets import BookingOut
+from seatlock.holds.store import HOLD_ID_PATTERN
 from seatlock.idempotency.replays import IdempotencyKey, Recorder, run_in_transaction
 from seatlock.models import Booking
 
 
 class BookingRequest(Body):
-    hold_id: Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+    hold_id: Annotated[str, msgspec.Meta(pattern=HOLD_ID_PATTERN)]
 
 
 @post(

@@ -32,6 +32,8 @@ KINDS: Final = {kind.extension: kind for kind in (JPEG, PNG, WEBP)}
 
 # The only names a stored image has: the event's id, a random part, the kind's extension.
 KEY: Final = re.compile(r"[0-9a-f]{32}-[0-9a-f]{16}\.(?:jpg|png|webp)")
+# The same, whole, as the image route states it (and refuses anything else).
+KEY_PATTERN: Final = f"^{KEY.pattern}$"
 
 
 class ImageTooLarge(DomainError):

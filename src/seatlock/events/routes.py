@@ -12,7 +12,7 @@ import msgspec
 from litestar import Request, Response, Router, delete, get, patch, post
 from litestar.datastructures import UploadFile
 from litestar.exceptions import ValidationException
-from litestar.params import FromPath, JSONBody, MultipartBody, QueryParameter
+from litestar.params import FromPath, JSONBody, MultipartBody, PathParameter, QueryParameter
 from msgspec import UNSET
 
 from seatlock import deps, paging
@@ -324,7 +324,9 @@ async def upload_image(
 
 
 @get("/images/{key:str}", roles=PUBLIC)
-async def get_image(key: FromPath[str], image_store: deps.Images) -> Response[bytes]:
+async def get_image(
+    key: Annotated[str, PathParameter(pattern=images.KEY_PATTERN)], image_store: deps.Images
+) -> Response[bytes]:
     """An event's image, by the key its `image_url` names (immutable, cacheable for a
     year)."""
     # Every upload gets a new key, so what is served under a key never changes.

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Request, Response, Router, delete, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.params import FromPath, HeaderParameter, JSONBody, PathParameter
 
 from seatlock import deps, paging
 from seatlock.auth.access import ADMINS, SIGNED_IN
@@ -16,6 +16,7 @@ from seatlock.bodies import Body
 from seatlock.errors import InvalidInput
 from seatlock.holds import owners, placement
 from seatlock.holds.replies import Hold, LiveHold
+from seatlock.holds.store import HOLD_ID_PATTERN
 from seatlock.queue.passes import PASS_HEADER
 
 # A hard bound on any one request; each event's own limit is checked after parsing.
@@ -23,6 +24,12 @@ MAX_SEATS_IN_REQUEST = 100
 # Ops watch many holds at once: a page of live holds may be longer than other pages.
 MAX_LIVE_HOLDS_LISTED = 1000
 Label = Annotated[str, msgspec.Meta(min_length=1, max_length=80)]
+HoldId = Annotated[
+    str,
+    PathParameter(
+        pattern=HOLD_ID_PATTERN, description="the hold's id, as its creation answered it"
+    ),
+]
 
 
 class HoldRequest(Body):
@@ -137,20 +144,20 @@ async def list_own_holds(
 
 
 @get("/holds/{hold_id:str}", roles=SIGNED_IN, problems=(410,))
-async def get_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> Hold:
+async def get_hold(hold_id: HoldId, hold_desk: deps.Desk) -> Hold:
     """One of the caller's holds, with its seats and expiry (410 once it expired)."""
     return await hold_desk.holds.get(hold_id, hold_desk.caller.id)
 
 
 @post("/holds/{hold_id:str}/extend", roles=SIGNED_IN, status_code=200, problems=(409, 410))
-async def extend_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> Hold:
+async def extend_hold(hold_id: HoldId, hold_desk: deps.Desk) -> Hold:
     """Slides the caller's hold's expiry by the event's hold TTL, within the event's
     extensions and absolute hold lifetime."""
     return await hold_desk.holds.extend(hold_id, hold_desk.caller.id)
 
 
 @delete("/holds/{hold_id:str}", roles=SIGNED_IN, status_code=204, problems=(409, 410))
-async def release_hold(hold_id: FromPath[str], hold_desk: deps.Desk) -> None:
+async def release_hold(hold_id: HoldId, hold_desk: deps.Desk) -> None:
     """Releases the caller's hold at once; its seats are available again."""
     await hold_desk.holds.release(hold_id, hold_desk.caller.id)
 
@@ -186,7 +193,7 @@ async def list_live_holds(
 
 
 @delete("/admin/holds/{hold_id:str}", roles=ADMINS, status_code=204, problems=(409, 410))
-async def force_release_hold(hold_id: FromPath[str], holds: deps.Holds) -> Response[None]:
+async def force_release_hold(hold_id: HoldId, holds: deps.Holds) -> Response[None]:
     """Releases any hold, whoever owns it (ops)."""
     await holds.release(hold_id, None)
     return Response(None, status_code=204)

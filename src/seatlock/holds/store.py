@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Literal, cast
+from typing import Final, Literal, cast
 
 from seatlock import keys
 from seatlock.errors import NotFound, Unavailable
@@ -66,6 +66,11 @@ class HoldPolicy:
     max_extensions: int
     max_lifetime_ms: int
     seat_cap: int
+
+
+# Every id `new_hold_id` makes, whole: the event's id in hex, a dot, and 18 random bytes in
+# URL-safe base64. Routes and bodies that take a hold id state it (and refuse anything else).
+HOLD_ID_PATTERN: Final = r"^[0-9a-f]{32}\.[A-Za-z0-9_-]{24}$"
 
 
 def new_hold_id(event_id: uuid.UUID) -> str:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.openapi import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from seatlock import deps
 from seatlock.auth.access import PUBLIC, SIGNED_IN
@@ -17,6 +17,7 @@ from seatlock.bodies import Body
 from seatlock.idempotency.replays import IdempotencyKey, Lease, run_with_lease
 from seatlock.models import Payment, PaymentMethod, PaymentStatus
 from seatlock.payments import initiation, payments
+from seatlock.payments.providers.registry import PROVIDER_NAME_PATTERN
 from seatlock.payments.return_page import payment_returned
 
 CallbackValue = Annotated[str, msgspec.Meta(max_length=4096)]
@@ -131,7 +132,7 @@ async def get_payment(
     request_max_body_size=MAX_WEBHOOK_BYTES,
 )
 async def webhook(
-    provider: FromPath[str],
+    provider: Annotated[str, PathParameter(pattern=PROVIDER_NAME_PATTERN)],
     request: Request[Any, Any, Any],
     db_session: deps.DbSession,
     holds: deps.Holds,

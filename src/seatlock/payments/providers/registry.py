@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Final
 
 import httpx
 
@@ -13,6 +14,9 @@ from seatlock.payments.providers.khalti import Khalti
 from seatlock.payments.providers.sandbox import Sandbox
 from seatlock.payments.providers.stripe import Stripe
 from seatlock.settings import Settings
+
+# The name each provider goes by in its webhook's route, whole, as the route states it.
+PROVIDER_NAME_PATTERN: Final = f"^(?:{'|'.join(p.name for p in (Sandbox, Stripe, Khalti, Esewa))})$"
 
 
 def build_providers(
