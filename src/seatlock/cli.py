@@ -8,7 +8,6 @@ import asyncio
 import getpass
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from seatlock.auth.accounts import reset_password
 from seatlock.auth.user_admin import promote_to_admin
 from seatlock.auth.users import register_user
 from seatlock.bodies import Email, Name, Password
+from seatlock.embedded.host import exit_on_sigterm
 from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.errors import Conflict, NotFound
@@ -251,15 +251,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # uvicorn re-raises the signal that stopped it; turning SIGTERM into SystemExit lets
-    # the embedded servers shut down cleanly instead of the process dying on the spot.
-    raise SystemExit(0)
-
-
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # uvicorn re-raises the signal that stopped it; a SIGTERM is how a service is told to
+    # stop, so it ends the command with success once the embedded servers are stopped.
+    with exit_on_sigterm(status=0):
+        _run(args)
+
+
+def _run(args: argparse.Namespace) -> None:
     try:
         settings = read_settings()
     except SettingsError as exc:

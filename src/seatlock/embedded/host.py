@@ -1,10 +1,13 @@
-"""What the embedded servers need from the machine: a free port, whether we are root, and
-where an installed package keeps its binaries."""
+"""What the embedded servers need from the machine: a free port, whether we are root, where
+an installed package keeps its binaries, and a SIGTERM that lets their owner stop them."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -31,3 +34,20 @@ def package_dir(name: str) -> Path:
     if spec is None or spec.origin is None:
         raise EmbeddedServerError(f"the {name} package is not installed")
     return Path(spec.origin).parent
+
+
+@contextmanager
+def exit_on_sigterm(status: int) -> Iterator[None]:
+    """Within: a SIGTERM (`kill`, a supervisor stopping us, a CI's timeout) unwinds the
+    program with exit `status`, like Ctrl-C does, so that the embedded servers it started
+    are stopped on the way out; Python's own default dies on the spot and leaves them
+    running."""
+
+    def leave(signum: int, frame: object) -> None:
+        raise SystemExit(status)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

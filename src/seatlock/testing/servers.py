@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 
 from seatlock import migrate
-from seatlock.embedded.host import free_port
+from seatlock.embedded.host import exit_on_sigterm, free_port
 from seatlock.embedded.postgres import EmbeddedPostgres
 from seatlock.embedded.valkey import EmbeddedValkey
 from seatlock.serving import UVICORN_LOOP
@@ -36,19 +37,21 @@ class Backends:
 
 @contextmanager
 def embedded_backends() -> Iterator[Backends]:
-    """Fresh PostgreSQL and Valkey under /var/tmp, destroyed afterwards."""
+    """Fresh PostgreSQL and Valkey under /var/tmp, destroyed afterwards, also when the
+    program is stopped with a SIGTERM (it then exits 143, as a process the signal killed)."""
     state = Path(tempfile.mkdtemp(prefix="seatlock-bench-", dir="/var/tmp"))
     postgres = EmbeddedPostgres(state / "pg")
     valkey = EmbeddedValkey(state / "valkey")
-    try:
-        database_url = postgres.start()
-        redis_url = valkey.start()
-        migrate.upgrade(database_url)
-        yield Backends(database_url, redis_url, BENCH_JWT_SECRET, owned=True)
-    finally:
-        valkey.stop()
-        postgres.destroy()
-        shutil.rmtree(state, ignore_errors=True)
+    with exit_on_sigterm(status=128 + signal.SIGTERM):
+        try:
+            database_url = postgres.start()
+            redis_url = valkey.start()
+            migrate.upgrade(database_url)
+            yield Backends(database_url, redis_url, BENCH_JWT_SECRET, owned=True)
+        finally:
+            valkey.stop()
+            postgres.destroy()
+            shutil.rmtree(state, ignore_errors=True)
 
 
 # Settings of the rate limits, which a load client (every buyer at one address) would hit.
