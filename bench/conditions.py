@@ -8,7 +8,7 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 from sqlalchemy import text
@@ -62,7 +62,7 @@ async def server_versions(engine: AsyncEngine, redis_url: str | None) -> dict[st
     if redis_url:
         client = redis.Redis.from_url(redis_url)
         try:
-            info = client.info("server")
+            info = cast(dict[str, Any], client.info("server"))
             found["valkey"] = str(info.get("valkey_version") or info.get("redis_version"))
         finally:
             client.close()

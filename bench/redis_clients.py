@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -137,7 +137,9 @@ async def _mark_ready(settings: Settings, event_id: uuid.UUID) -> None:
     admin = connect_redis(settings)
     try:
         fresh_until = int(time.time() * 1000) + 3_600_000
-        await admin.hset(keys.taken_seats(event_id), "__ready__", str(fresh_until))
+        await cast(
+            "Awaitable[int]", admin.hset(keys.taken_seats(event_id), "__ready__", str(fresh_until))
+        )
     finally:
         await admin.aclose()
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -257,7 +257,7 @@ async def admission(bench: Bench, event: uuid.UUID, rate: int) -> dict[str, Any]
 async def _live_holders(bench: Bench, event: uuid.UUID) -> list[str]:
     now_ms = int(time.time() * 1000)
     found = await bench.redis.zrangebyscore(keys.queue_admitted(event), f"({now_ms}", "+inf")
-    return cast("list[str]", found)
+    return list(found)
 
 
 async def _sample(bench: Bench, event: uuid.UUID, until: float) -> list[dict[str, float]]:

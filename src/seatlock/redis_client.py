@@ -31,12 +31,6 @@ REDIS_FAILED = (*REDIS_DOWN, Unavailable)
 
 T = TypeVar("T")
 
-# The most connections a worker opens to Redis (to each node of a cluster). Every request
-# in hand that is at a Redis call holds one; redis-py's default of 100 turned a sale's
-# opening burst into 503s. Past this a call fails at once (a 503 with Retry-After) rather
-# than opening connections without end.
-MAX_CONNECTIONS = 1000
-
 logger = logging.getLogger("seatlock")
 
 
@@ -52,7 +46,6 @@ def connect_redis(settings: Settings) -> RedisClient:
             socket_connect_timeout=timeout,
             decode_responses=True,
             retry=retry,
-            max_connections=MAX_CONNECTIONS,
         )
     return Redis.from_url(
         settings.redis_url,
@@ -61,7 +54,6 @@ def connect_redis(settings: Settings) -> RedisClient:
         decode_responses=True,
         health_check_interval=30,
         retry=retry,
-        max_connections=MAX_CONNECTIONS,
         # What the connections name themselves with (CLIENT SETINFO), made once: left to
         # `from_url`, each new connection reads redis-py's version from the installed
         # package's metadata, about 2 ms, while a sale's opening burst opens dozens.
@@ -74,7 +66,7 @@ def connect_redis(settings: Settings) -> RedisClient:
 
 
 async def ping(redis: RedisClient) -> bool:
-    return bool(await redis.ping())
+    return bool(await cast("Awaitable[bool]", redis.ping()))
 
 
 async def hash_field(redis: RedisClient, key: str, field: str) -> str | None:

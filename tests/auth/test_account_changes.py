@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from typing import Any, cast
+from typing import Any
 
 import msgspec
 import pytest
@@ -221,7 +221,7 @@ async def test_a_change_is_kept_only_while_older_tokens_live(
     await cache.read_feed()
     clock.now += 0.1
 
-    entries = cast("list[tuple[str, dict[str, str]]]", await redis.xrange(keys.ACCOUNT_CHANGES))
+    entries = await redis.xrange(keys.ACCOUNT_CHANGES)
     assert [fields["account"] for _, fields in entries] == [str(recent.id)]
     assert remembered_at_first == Stamp(1, Role.USER, UserStatus.ACTIVE)
     # Heard recently: the feed answers, and it no longer names the old change.

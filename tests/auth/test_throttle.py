@@ -4,9 +4,9 @@ with delays that grow, and never keep an account's owner out from another addres
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -180,7 +180,7 @@ async def test_counter_left_without_expiry_gets_one_at_the_next_failure(
     client: Client, redis: Redis, settings: Settings
 ) -> None:
     key = keys.login_failures_for_account("ghost@example.test")
-    await redis.hset(key, "count", "1")
+    await cast("Awaitable[int]", redis.hset(key, "count", "1"))
     await _fail(client, ATTACKER, 1, "ghost@example.test")
     assert await hash_field(redis, key, "count") == "2"
     assert 0 < await redis.ttl(key) <= settings.login_window_seconds

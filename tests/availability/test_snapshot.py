@@ -9,7 +9,7 @@ import asyncio
 import base64
 import random
 import uuid
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -79,7 +79,7 @@ async def test_the_snapshot_agrees_with_postgresql_and_the_holds_after_a_churn(
 
     assert states == await _truth(engine, store, event.id)
     await assert_consistent(engine, event.id)
-    assert snapshot["version"] == int(cast(str, await redis.get(keys.seat_version(event.id))))
+    assert snapshot["version"] == int(await redis.get(keys.seat_version(event.id)))
     assert snapshot["holds_shown"] is True
     assert snapshot["seat_count"] == 100
     assert snapshot["available"] == 100 - len(states)

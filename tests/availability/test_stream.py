@@ -9,7 +9,7 @@ import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 import msgspec
@@ -151,7 +151,7 @@ async def test_a_client_the_log_cannot_catch_up_is_told_to_resync(
     event = await create_event(engine)
     buyer = await make_user()
     await hold(live, buyer, event.id, event.seat_ids[:1])
-    version = int(cast(str, await redis.get(keys.seat_version(event.id))))
+    version = int(await redis.get(keys.seat_version(event.id)))
     await hold(live, buyer, event.id, event.seat_ids[1:2])
     if behind == "trimmed":
         # The log keeps a bounded number of changes; this client is older than all of them.

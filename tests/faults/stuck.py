@@ -5,7 +5,6 @@ provider, no hold left `converting`."""
 from __future__ import annotations
 
 import uuid
-from typing import cast
 
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -33,7 +32,7 @@ async def stuck(
         ]
     converting: list[str] = []
     if redis is not None and event_id is not None:
-        for hold_id in cast("list[str]", await redis.zrange(keys.event_holds(event_id), 0, -1)):
+        for hold_id in await redis.zrange(keys.event_holds(event_id), 0, -1):
             if await hash_field(redis, keys.hold(event_id, hold_id), "state") == "converting":
                 converting.append(f"hold {hold_id} is left converting")
     return keys_left + unsent + converting

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -114,7 +114,7 @@ async def test_a_booking_killed_in_its_transaction_leaves_nothing_and_its_retry_
     # The hold stays claimed for the claim's lease (the hold layer's): time travel past it.
     hold_key = keys.hold(event.id, hold_id)
     assert await hash_field(redis, hold_key, "state") == "converting"
-    await redis.hset(hold_key, "claimed_until", "0")
+    await cast("Awaitable[int]", redis.hset(hold_key, "claimed_until", "0"))
 
     service.start()
     async with service.client() as http:

@@ -137,7 +137,7 @@ async def test_a_reload_of_the_cache_logs_what_postgresql_corrected(store: HoldS
     await store.hold(event, alice, [s3], POLICY, snapshot_of({s1: SeatState.RESERVED}))
     # The cache goes stale (as it does after its lifetime) while PostgreSQL sold s2 and
     # freed s1 in writes Redis never saw.
-    await store.redis.hset(keys.taken_seats(event), "__ready__", "0")
+    await store.redis.hset(keys.taken_seats(event), "__ready__", "0")  # type: ignore[misc]
 
     await store.load_taken(event, snapshot_of({s2: SeatState.SOLD}))
 

@@ -39,7 +39,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final
 
 import msgspec
 from sqlalchemy import select
@@ -199,11 +199,8 @@ class StampCache:
         """Every entry after the last one read."""
         try:
             while True:
-                answer = cast(
-                    "list[tuple[str, list[tuple[str, dict[str, str]]]]]",
-                    await self.redis.xread(
-                        {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
-                    ),
+                answer = await self.redis.xread(
+                    {keys.ACCOUNT_CHANGES: self._last_entry}, count=FEED_ENTRIES_PER_READ
                 )
                 entries = answer[0][1] if answer else []
                 for entry_id, fields in entries:

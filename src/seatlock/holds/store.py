@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from seatlock import keys
 from seatlock.errors import NotFound, Unavailable
@@ -405,7 +405,7 @@ class HoldStore:
         exactly the seats it corrects in the stream of changes."""
         for event_id in list(self.stale_events):
             key = keys.taken_seats(event_id)
-            await self.redis.hset(key, "__ready__", "0")
+            await cast("Awaitable[int]", self.redis.hset(key, "__ready__", "0"))
             await self.load_taken(event_id, snapshot)
             self.stale_events.discard(event_id)
 
