@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from seatlock.holds.store import new_hold_id
 from seatlock.idempotency import records
 from tests.buying import booked, hold
 from tests.clients import Client, UserFactory, assert_problem
@@ -221,14 +222,15 @@ async def test_keys_expire_after_a_day(
 
 async def test_bad_keys_are_refused(client: Client, make_user: UserFactory) -> None:
     buyer = await make_user()
-    body = {"hold_id": "anything"}
+    body = {"hold_id": new_hold_id(uuid.uuid4())}
     missing = await client.post("/api/bookings", json=body, headers=buyer)
     too_long = await client.post(
         "/api/bookings", json=body, headers={**buyer, "Idempotency-Key": "k" * 256}
     )
 
-    assert missing.status_code == 400
-    assert too_long.status_code == 400
+    assert "'Idempotency-Key'" in assert_problem(missing, 400, "validation")["detail"]
+    problem = assert_problem(too_long, 400, "validation")
+    assert [(e["source"], e["field"]) for e in problem["errors"]] == [("header", "idempotency_key")]
 
 
 async def test_payment_initiation_is_idempotent(
