@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -37,6 +38,7 @@ import uvloop
 from bench import conditions
 from bench.recorder import summary
 from seatlock import keys
+from seatlock.embedded.host import exit_on_sigterm
 from seatlock.embedded.valkey import EmbeddedValkey, create_cluster
 from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldStore, new_hold_id
@@ -202,6 +204,21 @@ async def measure(
     return tally.figures()
 
 
+def _rounds(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every client once a round, in alternating order; each round's figures."""
+    rounds: list[dict[str, Any]] = []
+    for index in range(args.rounds):
+        order = list(CLIENTS) if index % 2 == 0 else list(reversed(CLIENTS))
+        for name in order:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                figures = runner.run(
+                    measure(settings, name, args.callers, args.seats, args.duration, args.warm_up)
+                )
+            rounds.append({"round": index + 1, "client": name, **figures})
+            print(f"round {index + 1} {name}: {figures['holds_per_s']} holds/s", file=sys.stderr)
+    return rounds
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--callers", type=int, default=64, help="concurrent callers (C)")
@@ -220,29 +237,17 @@ def main() -> int:
         EmbeddedValkey(state / f"valkey-{i}", cluster=args.cluster)
         for i in range(3 if args.cluster else 1)
     ]
-    rounds: list[dict[str, Any]] = []
-    try:
-        urls = [node.start() for node in nodes]
-        if args.cluster:
-            create_cluster([node.port for node in nodes])
-        settings = Settings(redis_url=urls[0], redis_cluster=args.cluster)
-        for index in range(args.rounds):
-            order = list(CLIENTS) if index % 2 == 0 else list(reversed(CLIENTS))
-            for name in order:
-                with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-                    figures = runner.run(
-                        measure(
-                            settings, name, args.callers, args.seats, args.duration, args.warm_up
-                        )
-                    )
-                rounds.append({"round": index + 1, "client": name, **figures})
-                print(
-                    f"round {index + 1} {name}: {figures['holds_per_s']} holds/s", file=sys.stderr
-                )
-    finally:
-        for node in nodes:
-            node.stop()
-        shutil.rmtree(state, ignore_errors=True)
+    # A SIGTERM unwinds like Ctrl-C: the Valkey nodes are stopped, their state removed.
+    with exit_on_sigterm(status=128 + signal.SIGTERM):
+        try:
+            urls = [node.start() for node in nodes]
+            if args.cluster:
+                create_cluster([node.port for node in nodes])
+            rounds = _rounds(Settings(redis_url=urls[0], redis_cluster=args.cluster), args)
+        finally:
+            for node in nodes:
+                node.stop()
+            shutil.rmtree(state, ignore_errors=True)
 
     print(
         "| round | client | holds/s | script calls/s | hold p50 ms | hold p99 ms | "
