@@ -91,10 +91,13 @@ def compiled_anew(engine: AsyncEngine) -> Iterator[list[str]]:
         sa_event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
-async def until_a_backend_waits_on_a_lock(engine: AsyncEngine) -> None:
-    """Returns once some transaction waits on a lock (within 15 s)."""
+async def until_a_backend_waits_on_a_lock(engine: AsyncEngine, waiter: asyncio.Task[Any]) -> None:
+    """Returns once some transaction waits on a lock (within 15 s). Fails at once, with
+    what `waiter` (the task meant to wait) ended with, should it end first."""
     async with asyncio.timeout(15), engine.connect() as conn:
         while not await conn.scalar(
             text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
         ):
+            if waiter.done():
+                raise AssertionError(f"ended without waiting on a lock: {waiter.result()!r}")
             await asyncio.sleep(0.01)

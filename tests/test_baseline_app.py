@@ -56,7 +56,7 @@ async def _locks_while_waiting(
     async with engine.connect() as holder:
         await holder.execute(LOCK_NOW, {"seat": lower})
         waiting = asyncio.create_task(checkout())
-        await until_a_backend_waits_on_a_lock(engine)
+        await until_a_backend_waits_on_a_lock(engine, waiting)
         async with engine.connect() as other:
             try:
                 await other.execute(LOCK_NOW, {"seat": higher})

@@ -219,7 +219,7 @@ async def test_a_booking_waiting_on_a_seat_lock_is_refused_once_the_seat_is_take
             sqlalchemy.text("SELECT id FROM seats WHERE id = :seat FOR UPDATE"), {"seat": first}
         )
         booking = asyncio.create_task(alice_books())
-        await until_a_backend_waits_on_a_lock(engine)
+        await until_a_backend_waits_on_a_lock(engine, booking)
         await reserve_in_postgres(bobs, event.id, bob.id, first)
         await bobs.commit()
         refused = await booking
