@@ -4,6 +4,7 @@ what PostgreSQL's backends wait on, for tests that interleave transactions."""
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,11 +94,37 @@ def compiled_anew(engine: AsyncEngine) -> Iterator[list[str]]:
 
 async def until_a_backend_waits_on_a_lock(engine: AsyncEngine, waiter: asyncio.Task[Any]) -> None:
     """Returns once some transaction waits on a lock (within 15 s). Fails at once, with
-    what `waiter` (the task meant to wait) ended with, should it end first."""
-    async with asyncio.timeout(15), engine.connect() as conn:
-        while not await conn.scalar(
-            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        ):
-            if waiter.done():
-                raise AssertionError(f"ended without waiting on a lock: {waiter.result()!r}")
-            await asyncio.sleep(0.01)
+    what `waiter` (the task meant to wait) ended with, should it end first; fails after the
+    15 s with where `waiter` stood, the engine's pool and PostgreSQL's sessions, and
+    cancels it, so that it does not run on into the next test."""
+    try:
+        async with asyncio.timeout(15), engine.connect() as conn:
+            while not await conn.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+            ):
+                if waiter.done():
+                    raise AssertionError(f"ended without waiting on a lock: {waiter.result()!r}")
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        stood = io.StringIO()
+        waiter.print_stack(file=stood)
+        waiter.cancel()
+        raise AssertionError(
+            f"no transaction waited on a lock within 15 s.\n{stood.getvalue()}"
+            f"pool: {engine.pool.status()}\nsessions: {await _sessions(engine)}"
+        ) from None
+
+
+async def _sessions(engine: AsyncEngine) -> str:
+    """What every client session of PostgreSQL is doing, or why that could not be read."""
+    try:
+        async with asyncio.timeout(5), engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "SELECT pid, state, wait_event_type, wait_event, left(query, 120) AS query "
+                    "FROM pg_stat_activity WHERE backend_type = 'client backend'"
+                )
+            )
+            return "\n".join(str(tuple(row)) for row in rows)
+    except TimeoutError:
+        return "no connection within 5 s"
