@@ -122,5 +122,8 @@ class Breaker:
         finally:
             if probe:
                 self._probing = False
-        self._tripped = False
+        # Only the probe's success closes the breaker: a call that was already under way when
+        # another one tripped it may have had its answer before Redis froze.
+        if probe:
+            self._tripped = False
         return value, True

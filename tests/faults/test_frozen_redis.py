@@ -69,6 +69,25 @@ async def test_while_one_caller_tries_redis_again_the_others_skip_it() -> None:
     assert during == [("skipped", False)]
 
 
+async def test_a_call_under_way_when_the_breaker_trips_does_not_close_it() -> None:
+    clock = Clock()
+    breaker = Breaker(0.3, clock)
+
+    async def answered_before_the_freeze() -> str:
+        # Meanwhile another caller finds Redis frozen and trips the breaker.
+        await breaker.attempt(Calls(), None)
+        return "answer"
+
+    late = await breaker.attempt(answered_before_the_freeze, "none")
+    frozen = Calls()
+    after = await breaker.attempt(frozen, "skipped")
+
+    assert late == ("answer", True)
+    assert breaker.is_open
+    assert after == ("skipped", False)
+    assert frozen.count == 0  # skipped, not tried and waited out
+
+
 async def test_seat_maps_and_verification_skip_a_frozen_redis(
     frozen_valkey: EmbeddedValkey,
     client_with: ClientWith,
