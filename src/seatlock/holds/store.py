@@ -6,6 +6,7 @@ the truth: the booking transaction's conditional write, not a hold, prevents dou
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -68,9 +69,10 @@ class HoldPolicy:
     seat_cap: int
 
 
-# Every id `new_hold_id` makes, whole: the event's id in hex, a dot, and 18 random bytes in
-# URL-safe base64. Routes and bodies that take a hold id state it (and refuse anything else).
-HOLD_ID_PATTERN: Final = r"^[0-9a-f]{32}\.[A-Za-z0-9_-]{24}$"
+# Every id `new_hold_id` makes: the event's id in hex, a dot, and 18 random bytes in URL-safe
+# base64. Routes and bodies that take a hold id state it whole (and refuse anything else).
+HOLD_ID: Final = re.compile(r"([0-9a-f]{32})\.[A-Za-z0-9_-]{24}")
+HOLD_ID_PATTERN: Final = f"^{HOLD_ID.pattern}$"
 
 
 def new_hold_id(event_id: uuid.UUID) -> str:
@@ -80,13 +82,10 @@ def new_hold_id(event_id: uuid.UUID) -> str:
 
 
 def event_of_hold(hold_id: str) -> uuid.UUID:
-    event_hex, _, token = hold_id.partition(".")
-    try:
-        if len(token) != 24:
-            raise ValueError(hold_id)
-        return uuid.UUID(hex=event_hex)
-    except ValueError as exc:
-        raise NotFound("no such hold") from exc
+    found = HOLD_ID.fullmatch(hold_id)
+    if found is None:
+        raise NotFound("no such hold")
+    return uuid.UUID(hex=found[1])
 
 
 def placed(hold: Hold, kind: str) -> Hold:
