@@ -103,10 +103,8 @@ async def until_a_backend_waits_on_a_lock(engine: AsyncEngine, waiter: asyncio.T
     first; fails after that time with where `waiter` stood, the engine's pool and
     PostgreSQL's sessions, and cancels it, so that it does not run on into the next test."""
     try:
-        async with asyncio.timeout(LOCK_WAIT_PATIENCE_SECONDS), engine.connect() as conn:
-            while not await conn.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-            ):
+        async with asyncio.timeout(LOCK_WAIT_PATIENCE_SECONDS):
+            while not await _lock_waits(engine):
                 if waiter.done():
                     raise AssertionError(f"ended without waiting on a lock: {waiter.result()!r}")
                 await asyncio.sleep(0.01)
@@ -119,6 +117,14 @@ async def until_a_backend_waits_on_a_lock(engine: AsyncEngine, waiter: asyncio.T
             f"{stood.getvalue()}"
             f"pool: {engine.pool.status()}\nsessions: {await _sessions(engine)}"
         ) from None
+
+
+async def _lock_waits(engine: AsyncEngine) -> int:
+    """Each look in a transaction of its own: a wait that begins after a look is seen by the
+    next, whatever PostgreSQL keeps of pg_stat_activity within one transaction."""
+    async with engine.connect() as conn:
+        query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        return int(await conn.scalar(text(query)) or 0)
 
 
 async def _sessions(engine: AsyncEngine) -> str:
