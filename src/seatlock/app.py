@@ -40,7 +40,7 @@ from seatlock.holds.store import HoldStore
 from seatlock.inputs import require_json
 from seatlock.openapi import openapi_config
 from seatlock.ops.dashboard import dashboard_router
-from seatlock.ops.metrics import metrics, metrics_lifespan
+from seatlock.ops.metrics import SCRIPT_PIPELINE_CALLS, metrics, metrics_lifespan
 from seatlock.ops.request_log import RequestObserver, configure_logging
 from seatlock.ops.routes import ops_router
 from seatlock.payments.providers.registry import build_providers
@@ -55,6 +55,7 @@ from seatlock.queue.room_routes import room_router
 from seatlock.queue.routes import queue_router
 from seatlock.rate_limits import RateLimits
 from seatlock.redis_client import Breaker, connect_redis
+from seatlock.script_batches import script_batches
 from seatlock.settings import Settings, current_settings
 from seatlock.shedding import Backlog, ShedRoutes, count_in_hand, refuse_if_busy
 
@@ -67,9 +68,10 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     engine = db.create_engine(settings.database_url, settings.db_pool_size)
     redis = connect_redis(settings)
-    scripts = register_scripts(redis)
+    batches = script_batches(redis, SCRIPT_PIPELINE_CALLS.observe)
+    scripts = register_scripts(redis, batches)
     await load_scripts(redis, scripts)
-    queue_line = QueueLine(redis)
+    queue_line = QueueLine(redis, batches)
     await load_scripts(redis, queue_line.scripts)
     app.state.engine = engine
     app.state.sessions = db.session_factory(engine)
@@ -123,6 +125,8 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
         await app.state.fanout.close()
         await http.aclose()
         await app.state.rate_limits.aclose()
+        if batches is not None:
+            await batches.aclose()
         await redis.aclose()
         await engine.dispose()
 

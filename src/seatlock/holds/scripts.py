@@ -14,6 +14,7 @@ from redis.commands.core import AsyncScript
 
 from seatlock.ops.metrics import TimedScript
 from seatlock.redis_client import REDIS_DOWN, RedisClient
+from seatlock.script_batches import ScriptBatches
 from seatlock.script_sources import script_source
 
 if TYPE_CHECKING:
@@ -46,15 +47,20 @@ class Scripts:
 ScriptSet = TypeVar("ScriptSet", bound="DataclassInstance")
 
 
-def register(redis: RedisClient, kind: type[ScriptSet]) -> ScriptSet:
-    """One script per field of `kind`, each from the file of the field's name."""
+def register(
+    redis: RedisClient, kind: type[ScriptSet], batches: ScriptBatches | None = None
+) -> ScriptSet:
+    """One script per field of `kind`, each from the file of the field's name; with
+    `batches`, the calls of one turn of the event loop go out together."""
     # What redis-py's register_script makes (each call routed by its first key on a
     # cluster), with every call timed under the script's name.
-    return kind(**{f.name: TimedScript(f.name, redis, script_source(f.name)) for f in fields(kind)})
+    return kind(
+        **{f.name: TimedScript(f.name, redis, script_source(f.name), batches) for f in fields(kind)}
+    )
 
 
-def register_scripts(redis: RedisClient) -> Scripts:
-    return register(redis, Scripts)
+def register_scripts(redis: RedisClient, batches: ScriptBatches | None = None) -> Scripts:
+    return register(redis, Scripts, batches)
 
 
 async def load_scripts(redis: RedisClient, scripts: DataclassInstance) -> None:

@@ -22,6 +22,7 @@ from seatlock.holds.scripts import register
 from seatlock.queue.figures import Figures, room_figures
 from seatlock.queue.rules import QueueRules
 from seatlock.redis_client import REDIS_DOWN, RedisClient
+from seatlock.script_batches import ScriptBatches
 
 # The room's keys outlive their last change by this long; a sale is long over by then.
 KEYS_TTL_MS = 7 * 86_400_000
@@ -59,9 +60,9 @@ async def queue_or_503() -> AsyncIterator[None]:
 class QueueLine:
     """Stateless access to every event's line; one per process."""
 
-    def __init__(self, redis: RedisClient) -> None:
+    def __init__(self, redis: RedisClient, batches: ScriptBatches | None = None) -> None:
         self.redis = redis
-        self.scripts = register(redis, QueueScripts)
+        self.scripts = register(redis, QueueScripts, batches)
 
     async def place(
         self, rules: QueueRules, account_id: uuid.UUID, drawn: int, *, join: bool

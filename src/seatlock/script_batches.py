@@ -1,0 +1,133 @@
+"""The Lua script calls that one turn of the event loop makes, sent to Redis together.
+
+Under load a worker's requests call the hold layer's scripts many at a time. Sent one by
+one, every call takes a connection from the pool (redis-py checks it over two turns of the
+event loop), writes it, and wakes the worker for its answer alone; Redis too reads and
+answers each one on its own. Gathered over one turn of the loop and sent as one pipeline
+(without MULTI: each call is still one script, atomic on its own and unaware of the
+others), they share a connection, a write and a read on both sides.
+
+A pipeline holds at most `MAX_CALLS` calls. Redis answers a pipeline once it has run all of
+it, so the worker waits for the last call before it can answer the first: a long pipeline
+leaves the worker idle while Redis works, where shorter ones let both work at once
+(bench/RESULTS.md has the measurements).
+
+Each call gets its own answer or its own error. A script's error stays with its call;
+NOSCRIPT (Redis lost its scripts) is answered by the script's own call, which loads it
+again. A connection error or a timeout fails every call of the pipeline, as it would
+have failed each of them alone (redis-py's retry resends the pipeline once, as it would
+resend a lone command). A caller that gives up leaves the other calls alone.
+
+Only a single server's calls are gathered: redis-py pipelines no scripts on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from seatlock.redis_client import RedisClient
+
+# Measured on 2 cores: 8 gave the contended step and the hold route their best rates; no
+# cap, and 4, were slower (bench/RESULTS.md).
+MAX_CALLS = 8
+
+
+class Script(Protocol):
+    """A registered script: its hash, and its call on its own connection."""
+
+    sha: str
+
+    async def call_alone(self, keys: Sequence[Any], args: Sequence[Any]) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Call:
+    script: Script
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    answer: asyncio.Future[Any]
+
+
+class ScriptBatches:
+    """One per Redis client, shared by the scripts registered on it. `sent` learns how many
+    calls each pipeline held (the service's metric)."""
+
+    def __init__(self, redis: Redis, sent: Callable[[int], object]) -> None:
+        self._redis = redis
+        self._sent = sent
+        self._gathering: list[_Call] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
+        """The script's answer, once the pipeline it goes out with is answered."""
+        loop = asyncio.get_running_loop()
+        if not self._gathering:
+            loop.call_soon(self._send_gathered)
+        call = _Call(script, keys, args, loop.create_future())
+        self._gathering.append(call)
+        if len(self._gathering) >= MAX_CALLS:
+            self._send_gathered()
+        return call.answer
+
+    async def aclose(self) -> None:
+        """Waits for the pipelines under way, whose callers may have given up."""
+        while self._sending:
+            await asyncio.wait(list(self._sending))
+
+    def _send_gathered(self) -> None:
+        if not self._gathering:
+            return
+        calls, self._gathering = self._gathering, []
+        task = asyncio.get_running_loop().create_task(self._send(calls))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, calls: list[_Call]) -> None:
+        self._sent(len(calls))
+        if len(calls) == 1:
+            await _answer_alone(calls[0])
+            return
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+                replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            for call in calls:
+                _settle(call.answer, exc)
+            return
+        for call, reply in zip(calls, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                await _answer_alone(call)
+            else:
+                _settle(call.answer, reply)
+
+
+async def _answer_alone(call: _Call) -> None:
+    try:
+        reply = await call.script.call_alone(call.keys, call.args)
+    except Exception as exc:
+        _settle(call.answer, exc)
+    else:
+        _settle(call.answer, reply)
+
+
+def _settle(answer: asyncio.Future[Any], reply: Any) -> None:
+    """A reply for a caller still waiting; an exception is raised to it."""
+    if answer.done():
+        return
+    if isinstance(reply, Exception):
+        answer.set_exception(reply)
+    else:
+        answer.set_result(reply)
+
+
+def script_batches(redis: RedisClient, sent: Callable[[int], object]) -> ScriptBatches | None:
+    """The batches of a single server's client; none on a cluster."""
+    return ScriptBatches(redis, sent) if isinstance(redis, Redis) else None
