@@ -31,7 +31,10 @@ from seatlock.testing.servers import Backends
 
 # A sample belongs to the first part one of whose frames it passes through.
 PARTS = (
-    ("Redis client: one script call (redis-py, its pool and retry)", ("TimedScript.__call__",)),
+    (
+        "Redis client: script calls (redis-py, its pool and retry, the pipelines of calls)",
+        ("TimedScript.__call__", "ScriptBatches._send ("),
+    ),
     ("the handlers' own work", ("create_hold (", "release_hold (")),
     (
         "guard: load check, token, roles, JSON check (and Litestar's copy of the handler)",

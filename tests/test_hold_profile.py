@@ -9,6 +9,7 @@ from bench import hold_profile
 RUN = "Runner.run (asyncio/runners.py:118)"
 HANDLE = "HTTPRoute.handle (litestar/routes/http.py:78)"
 SCRIPT = "TimedScript.__call__ (seatlock/ops/metrics.py:214)"
+PIPELINE = "ScriptBatches._send (seatlock/script_batches.py:95)"
 HOLD = "create_hold (seatlock/holds/routes.py:91)"
 GUARD = "BaseRouteHandler.authorize_connection (litestar/handlers/base.py:517)"
 LOG = "RequestObserver._observe (seatlock/ops/request_log.py:186)"
@@ -17,7 +18,8 @@ LOG = "RequestObserver._observe (seatlock/ops/request_log.py:186)"
 def test_each_sample_goes_to_the_first_part_it_passes_through() -> None:
     collapsed = "\n".join(
         [
-            f"{RUN};{HANDLE};{HOLD};{SCRIPT} 4",  # the script call inside the handler
+            f"{RUN};{HANDLE};{HOLD};{SCRIPT} 3",  # the script call inside the handler
+            f"{RUN};{PIPELINE} 1",  # the pipeline of calls, in a task of its own
             f"{RUN};{HANDLE};{HOLD} 2",
             f"{RUN};{HANDLE};{GUARD} 1",
             f"{RUN};{LOG} 1",

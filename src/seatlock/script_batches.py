@@ -7,10 +7,10 @@ answers each one on its own. Gathered over one turn of the loop and sent as one 
 (without MULTI: each call is still one script, atomic on its own and unaware of the
 others), they share a connection, a write and a read on both sides.
 
-A pipeline holds at most `MAX_CALLS` calls. Redis answers a pipeline once it has run all of
-it, so the worker waits for the last call before it can answer the first: a long pipeline
-leaves the worker idle while Redis works, where shorter ones let both work at once
-(bench/RESULTS.md has the measurements).
+A pipeline holds at most `MAX_CALLS` calls. Without a cap, the contended step at 64
+connections ran slower than with calls sent one by one, its workers partly idle: a
+worker can answer none of a pipeline's requests before the pipeline's answers are in,
+and shorter pipelines let the worker and Redis work at once (bench/RESULTS.md).
 
 Each call gets its own answer or its own error. A script's error stays with its call;
 NOSCRIPT (Redis lost its scripts) is answered by the script's own call, which loads it
@@ -18,7 +18,8 @@ again. A connection error or a timeout fails every call of the pipeline, as it w
 have failed each of them alone (redis-py's retry resends the pipeline once, as it would
 resend a lone command). A caller that gives up leaves the other calls alone.
 
-Only a single server's calls are gathered: redis-py pipelines no scripts on a cluster.
+Only a single server's calls are gathered. On a cluster they go one by one, as before: a
+cluster pipeline would split them by node again, and was not measured.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from redis.exceptions import NoScriptError
 
 from seatlock.redis_client import RedisClient
 
-# Measured on 2 cores: 8 gave the contended step and the hold route their best rates; no
-# cap, and 4, were slower (bench/RESULTS.md).
+# Measured on 2 cores, one run each: 8 and 4 both beat calls sent one by one on the hold
+# route and the contended step, 8 a little ahead on the hold route (bench/RESULTS.md).
 MAX_CALLS = 8
 
 
