@@ -62,18 +62,23 @@ class ScriptBatches:
     def __init__(self, redis: Redis, sent: Callable[[int], object]) -> None:
         self._redis = redis
         self._sent = sent
-        self._gathering: list[_Call] = []
+        # The calls of the pipeline whose task has not started yet: later calls of this
+        # turn join it, up to MAX_CALLS.
+        self._gathering: list[_Call] | None = None
         self._sending: set[asyncio.Task[None]] = set()
 
     def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
         """The script's answer, once the pipeline it goes out with is answered."""
         loop = asyncio.get_running_loop()
-        if not self._gathering:
-            loop.call_soon(self._send_gathered)
+        if self._gathering is None or len(self._gathering) >= MAX_CALLS:
+            # The pipeline's task starts on the next turn of the loop, with what gathered
+            # by then: no turn is spent between the gathering and the sending.
+            self._gathering = []
+            task = loop.create_task(self._send(self._gathering))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
         call = _Call(script, keys, args, loop.create_future())
         self._gathering.append(call)
-        if len(self._gathering) >= MAX_CALLS:
-            self._send_gathered()
         return call.answer
 
     async def aclose(self) -> None:
@@ -81,15 +86,9 @@ class ScriptBatches:
         while self._sending:
             await asyncio.wait(list(self._sending))
 
-    def _send_gathered(self) -> None:
-        if not self._gathering:
-            return
-        calls, self._gathering = self._gathering, []
-        task = asyncio.get_running_loop().create_task(self._send(calls))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
-
     async def _send(self, calls: list[_Call]) -> None:
+        if self._gathering is calls:
+            self._gathering = None
         self._sent(len(calls))
         if len(calls) == 1:
             await _answer_alone(calls[0])
