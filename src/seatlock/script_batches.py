@@ -7,10 +7,11 @@ answers each one on its own. Gathered over one turn of the loop and sent as one 
 (without MULTI: each call is still one script, atomic on its own and unaware of the
 others), they share a connection, a write and a read on both sides.
 
-A pipeline holds at most `MAX_CALLS` calls. Without a cap, the contended step at 64
-connections ran slower than with calls sent one by one, its workers partly idle: a
-worker can answer none of a pipeline's requests before the pipeline's answers are in,
-and shorter pipelines let the worker and Redis work at once (bench/RESULTS.md).
+A pipeline holds at most `MAX_CALLS` calls. In a run without a cap, the contended step at
+64 connections ran slower than with calls sent one by one, its workers partly idle; most
+likely because a worker can answer none of a pipeline's requests before the pipeline's
+answers are in, where shorter pipelines let the worker and Redis work at once
+(bench/RESULTS.md).
 
 Each call gets its own answer or its own error. A script's error stays with its call;
 NOSCRIPT (Redis lost its scripts) is answered by the script's own call, which loads it
