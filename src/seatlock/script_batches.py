@@ -5,7 +5,7 @@ one, every call takes a connection from the pool (redis-py checks it over two tu
 event loop), writes it, and wakes the worker for its answer alone; Redis too reads and
 answers each one on its own. Gathered over one turn of the loop and sent as one pipeline
 (without MULTI: each call is still one script, atomic on its own and unaware of the
-others), they share a connection, a write and a read on both sides.
+others), they share a connection and a write, and their answers come back together.
 
 A pipeline holds at most `MAX_CALLS` calls. In a run without a cap, the contended step at
 64 connections ran slower than with calls sent one by one, its workers partly idle; most
@@ -16,8 +16,11 @@ answers are in, where shorter pipelines let the worker and Redis work at once
 Each call gets its own answer or its own error. A script's error stays with its call;
 NOSCRIPT (Redis lost its scripts) is answered by the script's own call, which loads it
 again. A connection error or a timeout fails every call of the pipeline, as it would
-have failed each of them alone (redis-py's retry resends the pipeline once, as it would
-resend a lone command). A caller that gives up leaves the other calls alone.
+have failed each of them alone. redis-py's retry resends the whole pipeline once, calls
+already answered included: as with a lone call whose answer timed out after Redis ran
+it, a hold sent twice finds its seats held by itself, is refused, and its first run
+lapses with its TTL. A caller that gives up leaves the other calls alone, and its own
+call is dropped if its pipeline has not left yet.
 
 Only a single server's calls are gathered. On a cluster they go one by one, as before: a
 cluster pipeline would split them by node again, and was not measured.
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 
 from seatlock.redis_client import RedisClient
@@ -71,15 +75,16 @@ class ScriptBatches:
     def call(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> asyncio.Future[Any]:
         """The script's answer, once the pipeline it goes out with is answered."""
         loop = asyncio.get_running_loop()
-        if self._gathering is None or len(self._gathering) >= MAX_CALLS:
-            # The pipeline's task starts on the next turn of the loop, with what gathered
-            # by then: no turn is spent between the gathering and the sending.
-            self._gathering = []
-            task = loop.create_task(self._send(self._gathering))
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
         call = _Call(script, keys, args, loop.create_future())
-        self._gathering.append(call)
+        if self._gathering is not None and len(self._gathering) < MAX_CALLS:
+            self._gathering.append(call)
+            return call.answer
+        # The pipeline's task starts on the next turn of the loop, with what gathered by
+        # then: no turn is spent between the gathering and the sending.
+        self._gathering = [call]
+        task = loop.create_task(self._send(self._gathering))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
         return call.answer
 
     async def aclose(self) -> None:
@@ -87,9 +92,25 @@ class ScriptBatches:
         while self._sending:
             await asyncio.wait(list(self._sending))
 
-    async def _send(self, calls: list[_Call]) -> None:
-        if self._gathering is calls:
+    async def _send(self, gathered: list[_Call]) -> None:
+        if self._gathering is gathered:
             self._gathering = None
+        # A caller that gave up before its pipeline left has its call dropped, as a lone
+        # call cancelled before it was written is never sent.
+        calls = [call for call in gathered if not call.answer.done()]
+        try:
+            await self._answer(calls)
+        finally:
+            # Whatever stopped this task, no caller is left waiting: they get what a lost
+            # connection gives (a 503).
+            for call in calls:
+                _settle(
+                    call.answer, RedisConnectionError("the answers of the script calls were lost")
+                )
+
+    async def _answer(self, calls: list[_Call]) -> None:
+        if not calls:
+            return
         self._sent(len(calls))
         if len(calls) == 1:
             await _answer_alone(calls[0])
@@ -103,11 +124,15 @@ class ScriptBatches:
             for call in calls:
                 _settle(call.answer, exc)
             return
+        lost: list[_Call] = []
         for call, reply in zip(calls, replies, strict=True):
             if isinstance(reply, NoScriptError):
-                await _answer_alone(call)
+                lost.append(call)
             else:
                 _settle(call.answer, reply)
+        # The others' answers are in before the lost scripts are loaded again.
+        for call in lost:
+            await _answer_alone(call)
 
 
 async def _answer_alone(call: _Call) -> None:

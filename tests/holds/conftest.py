@@ -18,8 +18,9 @@ from seatlock.script_batches import ScriptBatches
 
 @pytest.fixture(params=["valkey", "valkey-pipelined", "cluster", "fakeredis"])
 async def any_store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[HoldStore]:
-    """The same scripts on one server (called one by one, and gathered into pipelines as
-    the service calls them), on a three-node cluster, and on fakeredis."""
+    """The same scripts on one server (called one by one, and through the service's
+    pipelines: alone, or together where a test makes its calls at once), on a three-node
+    cluster, and on fakeredis."""
     client: RedisClient
     if request.param.startswith("valkey"):
         client = redis

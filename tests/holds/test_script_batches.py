@@ -8,6 +8,7 @@ import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -32,71 +33,83 @@ class Batched:
     store: HoldStore
     batches: ScriptBatches
 
+    async def ready(self, *events: uuid.UUID) -> None:
+        """Loads each event's cache of taken seats, so that the holds below go straight to
+        their script call and all of them are made in one turn of the loop."""
+        for event in events:
+            await self.store.load_taken(event, EMPTY)
 
+
+@asynccontextmanager
 async def _batched(redis: Redis) -> AsyncIterator[Batched]:
     batches = ScriptBatches(redis, SCRIPT_PIPELINE_CALLS.observe)
     scripts = register_scripts(redis, batches)
     await load_scripts(redis, scripts)
     store = HoldStore(redis, scripts)
-    # Read Redis's clock now, so that the holds below go straight to their script call and
-    # all of them are made in one turn of the loop (the tests load each event's cache of
-    # taken seats first, for the same reason).
+    # Redis's clock is read now, for the same reason as `ready`.
     await store.deadline_ms()
-    yield Batched(store, batches)
-    await batches.aclose()
+    try:
+        yield Batched(store, batches)
+    finally:
+        await batches.aclose()
 
 
 @pytest.fixture
 async def batched(redis: Redis) -> AsyncIterator[Batched]:
-    async for made in _batched(redis):
+    async with _batched(redis) as made:
         yield made
 
 
 def _pipelines() -> tuple[float, float]:
-    """How many pipelines of scripts were sent, and how many calls they held."""
+    """How many pipelines of scripts were sent so far, and how many calls they held."""
     name = "seatlock_redis_script_pipeline_calls"
     count = REGISTRY.get_sample_value(f"{name}_count") or 0.0
     return count, REGISTRY.get_sample_value(f"{name}_sum") or 0.0
 
 
+def _sent_since(before: tuple[float, float]) -> tuple[float, float]:
+    now = _pipelines()
+    return now[0] - before[0], now[1] - before[1]
+
+
 async def test_the_calls_of_one_turn_go_out_together_each_with_its_own_answer(
     batched: Batched,
 ) -> None:
-    event, owners = uuid.uuid4(), [uuid.uuid4() for _ in range(2 * MAX_CALLS)]
-    wanted = seats(MAX_CALLS)
-    # The first half each hold a seat of their own; the second half want the same seats,
-    # later in the same pipelines: Valkey runs the calls in order, so each of them loses.
-    asks = [[seat] for seat in wanted] * 2
-    await batched.store.load_taken(event, EMPTY)
-    sent_before, calls_before = _pipelines()
+    event, wanted = uuid.uuid4(), seats(MAX_CALLS)
+    winners = [uuid.uuid4() for _ in wanted]
+    losers = [uuid.uuid4() for _ in wanted]
+    # Each seat is asked for twice in a row, so each pipeline holds both askers of its
+    # seats: Valkey runs a pipeline's calls in order, and the second asker loses.
+    asks = [(who[i], wanted[i]) for i in range(MAX_CALLS) for who in (winners, losers)]
+    await batched.ready(event)
+    before = _pipelines()
 
-    store = batched.store
     answers = await asyncio.gather(
-        *(store.hold(event, o, a, POLICY, EMPTY) for o, a in zip(owners, asks, strict=True)),
+        *(batched.store.hold(event, who, [seat], POLICY, EMPTY) for who, seat in asks),
         return_exceptions=True,
     )
 
-    sent, calls = _pipelines()
-    assert (sent - sent_before, calls - calls_before) == (2, 2 * MAX_CALLS)
-    winners, losers = answers[:MAX_CALLS], answers[MAX_CALLS:]
-    for owner, seat, hold in zip(owners[:MAX_CALLS], wanted, winners, strict=True):
-        assert not isinstance(hold, BaseException), hold
-        assert (hold.owner_id, hold.seats) == (owner, [seat])
-    for seat, refusal in zip(wanted, losers, strict=True):
-        assert isinstance(refusal, SeatsUnavailable)
-        assert refusal.members() == {"conflicts": [str(seat)], "reason": "held"}
-    assert len({hold.id for hold in winners if not isinstance(hold, BaseException)}) == MAX_CALLS
+    assert _sent_since(before) == (2, 2 * MAX_CALLS)
+    for (who, seat), answer in zip(asks, answers, strict=True):
+        if who in winners:
+            assert not isinstance(answer, BaseException), answer
+            assert (answer.owner_id, answer.seats) == (who, [seat])
+        else:
+            assert isinstance(answer, SeatsUnavailable)
+            assert answer.members() == {"conflicts": [str(seat)], "reason": "held"}
     held = await batched.store.held_seats(event)
     assert {seat: entry.owner_id for seat, entry in held.items()} == dict(
-        zip(wanted, owners[:MAX_CALLS], strict=True)
+        zip(wanted, winners, strict=True)
     )
 
 
 async def test_a_script_error_stays_with_its_call(batched: Batched, redis: Redis) -> None:
     fine, broken, alice = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await batched.ready(fine, broken)
     # A key of the wrong type makes the script fail on the broken event only.
     await redis.set(keys.event_holds(broken), "not a sorted set")
     wanted = seats(3)
+    before = _pipelines()
 
     answers = await asyncio.gather(
         batched.store.hold(fine, alice, wanted[:1], POLICY, EMPTY),
@@ -105,6 +118,7 @@ async def test_a_script_error_stays_with_its_call(batched: Batched, redis: Redis
         return_exceptions=True,
     )
 
+    assert _sent_since(before) == (1, 3)
     assert isinstance(answers[1], ResponseError)
     assert "WRONGTYPE" in str(answers[1])
     assert [getattr(a, "seats", None) for a in (answers[0], answers[2])] == [
@@ -115,21 +129,32 @@ async def test_a_script_error_stays_with_its_call(batched: Batched, redis: Redis
 
 
 async def test_scripts_redis_lost_are_loaded_again(batched: Batched, redis: Redis) -> None:
-    event, alice = uuid.uuid4(), uuid.uuid4()
-    wanted = seats(3)
+    event, owners, wanted = uuid.uuid4(), [uuid.uuid4() for _ in range(3)], seats(3)
+    await batched.ready(event)
     await redis.script_flush()
 
     holds = await asyncio.gather(
-        *(batched.store.hold(event, alice, [seat], POLICY, EMPTY) for seat in wanted)
+        *(
+            batched.store.hold(event, owner, [seat], POLICY, EMPTY)
+            for owner, seat in zip(owners, wanted, strict=True)
+        )
     )
 
-    assert [hold.seats for hold in holds] == [[seat] for seat in wanted]
-    assert set(await batched.store.held_seats(event)) == set(wanted)
+    assert [(hold.owner_id, hold.seats) for hold in holds] == [
+        (owner, [seat]) for owner, seat in zip(owners, wanted, strict=True)
+    ]
+    held = await batched.store.held_seats(event)
+    assert {seat: entry.owner_id for seat, entry in held.items()} == dict(
+        zip(wanted, owners, strict=True)
+    )
 
 
-async def test_a_caller_that_gives_up_leaves_the_others_their_answers(batched: Batched) -> None:
+async def test_a_caller_that_gives_up_before_the_pipeline_leaves_sends_nothing(
+    batched: Batched,
+) -> None:
     event, owners, wanted = uuid.uuid4(), [uuid.uuid4() for _ in range(3)], seats(3)
-    await batched.store.load_taken(event, EMPTY)
+    await batched.ready(event)
+    before = _pipelines()
     calls = [
         asyncio.create_task(batched.store.hold(event, owner, [seat], POLICY, EMPTY))
         for owner, seat in zip(owners, wanted, strict=True)
@@ -142,27 +167,32 @@ async def test_a_caller_that_gives_up_leaves_the_others_their_answers(batched: B
 
     assert isinstance(second, asyncio.CancelledError)
     assert [getattr(h, "seats", None) for h in (first, third)] == [wanted[:1], wanted[2:]]
-    # The call was on its way: its hold was placed, and lapses with its TTL, as a lone
-    # call's would once sent.
+    assert _sent_since(before) == (1, 2)
     held = await batched.store.held_seats(event)
-    assert {seat: entry.owner_id for seat, entry in held.items()} == dict(
-        zip(wanted, owners, strict=True)
-    )
+    assert {seat: entry.owner_id for seat, entry in held.items()} == {
+        wanted[0]: owners[0],
+        wanted[2]: owners[2],
+    }
 
 
 async def test_every_call_of_a_pipeline_fails_when_redis_stops_answering(
     frozen_valkey: EmbeddedValkey,
 ) -> None:
     frozen = Redis.from_url(frozen_valkey.url, socket_timeout=0.3, decode_responses=True)
-    async for made in _batched(frozen):
-        assert frozen_valkey.process is not None
-        os.kill(frozen_valkey.process.pid, signal.SIGSTOP)
-        event, alice = uuid.uuid4(), uuid.uuid4()
+    try:
+        async with _batched(frozen) as made:
+            event, alice = uuid.uuid4(), uuid.uuid4()
+            await made.ready(event)
+            assert frozen_valkey.process is not None
+            os.kill(frozen_valkey.process.pid, signal.SIGSTOP)
+            before = _pipelines()
 
-        answers = await asyncio.gather(
-            *(made.store.hold(event, alice, [seat], POLICY, EMPTY) for seat in seats(3)),
-            return_exceptions=True,
-        )
+            answers = await asyncio.gather(
+                *(made.store.hold(event, alice, [seat], POLICY, EMPTY) for seat in seats(3)),
+                return_exceptions=True,
+            )
 
-        assert [type(answer) for answer in answers] == [Unavailable] * 3
-    await frozen.aclose()
+            assert [type(answer) for answer in answers] == [Unavailable] * 3
+            assert _sent_since(before) == (1, 3)
+    finally:
+        await frozen.aclose()
