@@ -102,11 +102,11 @@ class ScriptBatches:
             await self._answer(calls)
         finally:
             # Whatever stopped this task, no caller is left waiting: they get what a lost
-            # connection gives (a 503).
+            # connection gives (a 503). On every other path each answer is already given.
             for call in calls:
-                _settle(
-                    call.answer, RedisConnectionError("the answers of the script calls were lost")
-                )
+                if not call.answer.done():
+                    lost = RedisConnectionError("the answers of the script calls were lost")
+                    call.answer.set_exception(lost)
 
     async def _answer(self, calls: list[_Call]) -> None:
         if not calls:
