@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +80,9 @@ def measure(base_url: str, backends: Backends, connections: int, seconds: float)
     found: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="seatlock-profile-") as name:
         folder = Path(name)
-        event_id, warm_up, measured = asyncio.run(hold_vs_trivial.files(base_url, backends, folder))
+        event_id, warm_up, (measured, profiled) = asyncio.run(
+            hold_vs_trivial.files(base_url, backends, folder, rounds=2)
+        )
         env = hold_vs_trivial.wrk_env(event_id)
         for route, mode in (("trivial", "trivial"), ("hold", "cycle")):
             url = f"{base_url}/health/live" if mode == "trivial" else base_url
@@ -95,7 +98,7 @@ def measure(base_url: str, backends: Backends, connections: int, seconds: float)
             found[route] = {
                 "requests_per_s": figures["requests_per_s"],
                 "cpu_ms_per_request": round(1000 * per_request, 3),
-                "parts": _profiled(load, roots, folder),
+                "parts": _profiled(replace(load, files=profiled), roots, folder),
             }
     return found
 

@@ -105,6 +105,40 @@ def _figures(raw: dict[str, Any], load: Load) -> dict[str, Any]:
     return figures
 
 
+def combined(phases: list[dict[str, Any]]) -> dict[str, Any]:
+    """Phases of one load taken in turns, as one: their requests over their time, their
+    counts added up, each process's CPU share weighted by its phase's time. Percentiles
+    cannot be merged from wrk's summaries: each latency figure is the highest of the
+    phases' (the highest p99 of the turns, for instance)."""
+    seconds = sum(p["seconds"] for p in phases)
+    requests = sum(p["requests"] for p in phases)
+
+    def added(name: str) -> dict[str, Any]:
+        return {k: sum(p[name][k] for p in phases) for k in phases[0][name]}
+
+    def highest(k: str) -> float | None:
+        values = [v for p in phases if (v := p["latency_ms"][k]) is not None]
+        return max(values) if values else None
+
+    figures = {
+        **{k: phases[0][k] for k in ("mode", "connections", "threads")},
+        "seconds": round(seconds, 2),
+        "requests": requests,
+        "requests_per_s": round(requests / seconds, 1),
+        "latency_ms": {k: highest(k) for k in phases[0]["latency_ms"]},
+        "socket_errors": added("socket_errors"),
+        "counts": added("counts"),
+        "cpu_share": {
+            k: round(sum(p["cpu_share"][k] * p["seconds"] for p in phases) / seconds, 3)
+            for k in phases[0]["cpu_share"]
+        },
+    }
+    for rate, count in (("claims_per_s", "claims"), ("won_per_s", "won")):
+        if rate in phases[0]:
+            figures[rate] = round(figures["counts"].get(count, 0) / seconds, 1)
+    return figures
+
+
 def _wrk(command: list[str], env: Mapping[str, str], threads: int) -> list[str]:
     """wrk's output lines, interrupting it once every thread said its work was done."""
     with subprocess.Popen(
