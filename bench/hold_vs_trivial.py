@@ -10,7 +10,7 @@ holds, half releases, each one Lua script in Redis.
 The two routes take turns, `--rounds` times each (the `--duration` of a route split over
 its rounds, in whole seconds), so that a change in the machine's speed during the run weighs on both
 alike: on the shared 2-core guest the same phase's rate moves by a third from one minute
-to the next. Each round's holds get pairs of their own, so none starts on a seat the
+to the next. Each round's holds are on seats of their own, so none starts on a seat the
 round before left held.
 """
 
@@ -56,21 +56,22 @@ class Options:
 async def files(
     base_url: str, backends: Backends, folder: Path, rounds: int
 ) -> tuple[str, tuple[str, ...], list[tuple[str, ...]]]:
-    """An event on sale and a buyer per seat: the event id, the wrk files of the warm-up
-    and those of each measured round."""
-    total = WARM_UP_PAIRS + rounds * PAIRS
-    async with loadgen.event_on_sale(base_url, backends, total) as (engine, event_id, seats):
-        people = await accounts.mint_accounts(engine, backends.jwt_secret, total)
+    """An event on sale and buyers: the event id, the wrk files of the warm-up and those of
+    each measured round. The rounds share their buyers (whose tokens the service verifies
+    once and then knows, as it knows a buyer's over a sale) and hold seats of their own."""
+    seat_count = WARM_UP_PAIRS + rounds * PAIRS
+    async with loadgen.event_on_sale(base_url, backends, seat_count) as (engine, event_id, seats):
+        people = await accounts.mint_accounts(engine, backends.jwt_secret, WARM_UP_PAIRS + PAIRS)
     ids = [s.id for s in seats]
-
-    def pairs(start: int, count: int, name: str) -> tuple[str, ...]:
-        return (
-            wrk.write_buyers(folder, people[start : start + count], f"{name}-buyers.txt"),
-            wrk.write_seats(folder, ids[start : start + count], f"{name}-seats.txt"),
-        )
-
-    warm_up = pairs(0, WARM_UP_PAIRS, "warm")
-    measured = [pairs(WARM_UP_PAIRS + r * PAIRS, PAIRS, f"round-{r}") for r in range(rounds)]
+    warm_up: tuple[str, ...] = (
+        wrk.write_buyers(folder, people[:WARM_UP_PAIRS], "warm-buyers.txt"),
+        wrk.write_seats(folder, ids[:WARM_UP_PAIRS], "warm-seats.txt"),
+    )
+    buyers = wrk.write_buyers(folder, people[WARM_UP_PAIRS:])
+    measured: list[tuple[str, ...]] = [
+        (buyers, wrk.write_seats(folder, ids[start : start + PAIRS], f"seats-{r}.txt"))
+        for r, start in enumerate(range(WARM_UP_PAIRS, seat_count, PAIRS))
+    ]
     return event_id, warm_up, measured
 
 
