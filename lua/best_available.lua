@@ -19,7 +19,8 @@
 -- ARGV[5] max lifetime (ms)   ARGV[6] owner's seat cap   ARGV[7] quantity
 -- ARGV[8] section or ''   ARGV[9] price category or ''
 -- ARGV[10] the caller's deadline (ms, Redis clock): past it, nothing is done
--- Returns {'ok', expires_ms, extensions_left, seat, ...}
+-- Returns {'ok', expires_ms, extensions_left, seat, ...}; the same again when this call was
+--   sent twice
 --       | {'rebuild'} (load the reserved/sold cache first) | {'layout'} (load the layout first)
 --       | {'limit'} | {'none'} (no such window within reach) | {'unknown', 'section'|'category'}
 --       | {'late'}
@@ -36,6 +37,10 @@ local ROWS_IN_REACH = 48
 local now = redis_now()
 if now > deadline then
   return {'late'}
+end
+local again = placed_before(hold, owner_id)
+if again then
+  return again
 end
 if not taken_ready(taken, now) then
   return {'rebuild'}

@@ -11,7 +11,7 @@
 -- ARGV[4] max extensions  ARGV[5] max lifetime (ms)  ARGV[6] owner's seat cap
 -- ARGV[7] the caller's deadline (ms, Redis clock): past it, nothing is done
 -- ARGV[8..] seat ids
--- Returns {'ok', expires_ms, extensions_left}
+-- Returns {'ok', expires_ms, extensions_left}; the same again when this call was sent twice
 --       | {'conflict', seat, reason, seat, reason, ...} with reason held|reserved|sold|limit
 --       | {'rebuild'} when the reserved/sold cache must first be loaded from PostgreSQL
 --       | {'late'} when the caller has given up already
@@ -25,6 +25,10 @@ local first_seat = 8
 local now = redis_now()
 if now > deadline then
   return {'late'}
+end
+local again = placed_before(hold, owner_id)
+if again then
+  return {again[1], again[2], again[3]}
 end
 if not taken_ready(taken, now) then
   return {'rebuild'}

@@ -69,6 +69,25 @@ local function expire_holds(k, now)
   return #expired
 end
 
+-- The answer a hold placed under `hold`'s id already gave, or nil: {'ok', expires_ms,
+-- extensions_left, seat, ...}. Hold ids are new for every call, so the only call that finds
+-- its hold there is the same call sent again: redis-py sends a call once more when its
+-- connection broke before the answer came (a pipeline's calls all together), and without
+-- this the second run would find the seats held (by the first) and refuse them, or pick
+-- other seats, while the first run's hold lingered until its TTL.
+local function placed_before(hold, owner_id)
+  local placed = redis.call('HMGET', hold, 'owner', 'expires', 'extensions', 'max_extensions',
+    'seats')
+  if placed[1] ~= owner_id then
+    return nil
+  end
+  local answer = {'ok', tonumber(placed[2]), tonumber(placed[4]) - tonumber(placed[3])}
+  for seat in string.gmatch(placed[5], '[^,]+') do
+    table.insert(answer, seat)
+  end
+  return answer
+end
+
 -- The number of seats in a comma-separated list.
 local function seat_count(seats)
   if seats == '' then

@@ -334,7 +334,14 @@ class HoldStore:
     async def claim(self, hold_id: str, owner_id: uuid.UUID) -> tuple[uuid.UUID, list[uuid.UUID]]:
         """Mark a live hold of the caller's as being converted; returns its event and seats."""
         event_id = event_of_hold(hold_id)
-        args: list[str | int] = [str(owner_id), await self.deadline_ms(), self.claim_lease_ms]
+        # New for every call, so that the same call sent again finds its own claim.
+        token = secrets.token_hex(8)
+        args: list[str | int] = [
+            str(owner_id),
+            await self.deadline_ms(),
+            self.claim_lease_ms,
+            token,
+        ]
         async with redis_or_503():
             reply = await self.scripts.claim(keys=[keys.hold(event_id, hold_id)], args=args)
         if reply[0] != "ok":
