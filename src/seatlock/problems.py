@@ -54,6 +54,8 @@ BODY_PARAMETER = "data"
 # msgspec reports a missing or unknown field at the object that holds it, naming the field
 # only in its message: the field is what the caller needs to see.
 _NAMED_FIELD = re.compile(r"^Object (?:missing required|contains unknown) field `([^`]*)`")
+# Litestar reports a missing header, query, cookie or path parameter in its message only.
+_MISSING_PARAMETER = re.compile(r"^Missing required (\w+) parameter '([^']*)'")
 
 
 def _validation_error(item: dict[str, Any]) -> dict[str, Any]:
@@ -69,10 +71,12 @@ def _validation_error(item: dict[str, Any]) -> dict[str, Any]:
     return {"field": field, "source": item.get("source", ""), "message": message}
 
 
-def _validation_errors(extra: Any) -> list[dict[str, Any]]:
-    if not isinstance(extra, list):
-        return []
-    return [_validation_error(item) for item in extra if isinstance(item, dict)]
+def _validation_errors(exc: ValidationException) -> list[dict[str, Any]]:
+    if isinstance(exc.extra, list):
+        return [_validation_error(item) for item in exc.extra if isinstance(item, dict)]
+    if missing := _MISSING_PARAMETER.match(exc.detail):
+        return [{"field": missing[2], "source": missing[1], "message": "required"}]
+    return []
 
 
 def from_http_exception(exc: HTTPException) -> ProblemDetailsException:
@@ -83,7 +87,7 @@ def from_http_exception(exc: HTTPException) -> ProblemDetailsException:
             type_=PROBLEM_BASE + "validation",
             title="The request is not valid",
             detail=exc.detail,
-            extra={"errors": _validation_errors(exc.extra)},
+            extra={"errors": _validation_errors(exc)},
             headers=exc.headers,
         )
     headers = dict(exc.headers or {})

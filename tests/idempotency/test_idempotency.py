@@ -228,7 +228,11 @@ async def test_bad_keys_are_refused(client: Client, make_user: UserFactory) -> N
         "/api/bookings", json=body, headers={**buyer, "Idempotency-Key": "k" * 256}
     )
 
-    assert "'Idempotency-Key'" in assert_problem(missing, 400, "validation")["detail"]
+    absent = assert_problem(missing, 400, "validation")
+    assert "'Idempotency-Key'" in absent["detail"]
+    assert absent["errors"] == [
+        {"field": "Idempotency-Key", "source": "header", "message": "required"}
+    ]
     problem = assert_problem(too_long, 400, "validation")
     assert [(e["source"], e["field"]) for e in problem["errors"]] == [("header", "idempotency_key")]
 
