@@ -6,22 +6,24 @@ keeps it current."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any, Final, TypeAlias
 
-from litestar import MediaType, Response, Router, get
-from litestar.datastructures import ResponseHeader, State
+from litestar import MediaType, Request, Response, Router, get
+from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Stream
 
-from seatlock import deps
-from seatlock.auth.access import PUBLIC
+from seatlock.auth.access import PUBLIC, provide_viewer
+from seatlock.auth.tokens import Principal
 from seatlock.availability import stream
 from seatlock.availability.changes import Fanout
 from seatlock.availability.layout import LayoutCache, LayoutOut
 from seatlock.availability.snapshot import AvailabilityCache, AvailabilityOut
 from seatlock.holds.store import redis_or_503
+from seatlock.redis_client import Breaker
 
 # Public layouts may be kept by browsers and shared caches; revalidation is a 304.
 PUBLIC_CACHING: Final = "public, max-age=60, stale-while-revalidate=600"
@@ -32,24 +34,33 @@ PRIVATE_CACHING: Final = "private, no-store"
 # a little longer while they fetch a newer one.
 SNAPSHOT_CACHING: Final = "public, max-age=1, stale-while-revalidate=5"
 
-Layouts: TypeAlias = NamedDependency[LayoutCache]
-Availability: TypeAlias = NamedDependency[AvailabilityCache]
-ChangeFanout: TypeAlias = NamedDependency[Fanout]
+
+@dataclass(frozen=True)
+class SeatsView:
+    """What the routes of an event's layout, snapshot and stream of changes work with, as
+    one dependency: Litestar resolves several dependencies of a handler in a task group,
+    one task each, which cost these reads (a crowd's most frequent request) more than the
+    dependencies themselves."""
+
+    viewer: Principal | None
+    layouts: LayoutCache
+    availability: AvailabilityCache
+    redis_breaker: Breaker
+    fanout: Fanout
 
 
-def _layouts(state: State) -> LayoutCache:
-    cache: LayoutCache = state.layouts
-    return cache
+View: TypeAlias = NamedDependency[SeatsView]
 
 
-def _availability(state: State) -> AvailabilityCache:
-    cache: AvailabilityCache = state.availability
-    return cache
-
-
-def _fanout(state: State) -> Fanout:
-    fanout: Fanout = state.fanout
-    return fanout
+def _seats_view(request: Request[Any, Any, Any]) -> SeatsView:
+    state = request.app.state
+    return SeatsView(
+        provide_viewer(request),
+        state.layouts,
+        state.availability,
+        state.redis_breaker,
+        state.fanout,
+    )
 
 
 def matches(if_none_match: str | None, version: str) -> bool:
@@ -92,13 +103,12 @@ def _not_modified(headers: dict[str, str]) -> Response[Any]:
 )
 async def get_layout(
     event_id: FromPath[uuid.UUID],
-    viewer: deps.Viewer,
-    layouts: Layouts,
+    view: View,
     if_none_match: Annotated[
         str | None, HeaderParameter(name="If-None-Match", max_length=4096, required=False)
     ] = None,
 ) -> Response[LayoutOut]:
-    layout = await layouts.layout(event_id, viewer)
+    layout = await view.layouts.layout(event_id, view.viewer)
     headers = {
         "ETag": f'"{layout.version}"',
         "Cache-Control": PUBLIC_CACHING if layout.public else PRIVATE_CACHING,
@@ -132,10 +142,7 @@ async def get_layout(
 )
 async def get_availability(
     event_id: FromPath[uuid.UUID],
-    viewer: deps.Viewer,
-    layouts: Layouts,
-    availability: Availability,
-    redis_breaker: deps.RedisBreaker,
+    view: View,
     if_none_match: Annotated[
         str | None, HeaderParameter(name="If-None-Match", max_length=4096, required=False)
     ] = None,
@@ -143,9 +150,10 @@ async def get_availability(
     """Every seat that is not available (held, reserved, sold), by its index in the layout,
     with the counts of available seats per section and price category. Bring it up to date
     with the stream of changes from its `version` on."""
-    layout = await layouts.layout(event_id, viewer)
+    layout = await view.layouts.layout(event_id, view.viewer)
+    availability = view.availability
     # While Redis fails (and for a moment after), PostgreSQL alone answers, without holds.
-    snapshot, _ = await redis_breaker.attempt(lambda: availability.snapshot(layout), None)
+    snapshot, _ = await view.redis_breaker.attempt(lambda: availability.snapshot(layout), None)
     if snapshot is None:
         snapshot = await availability.without_holds(layout)
     cacheable = layout.public and snapshot.etag is not None
@@ -171,9 +179,7 @@ async def get_availability(
 )
 async def stream_changes(
     event_id: FromPath[uuid.UUID],
-    viewer: deps.Viewer,
-    layouts: Layouts,
-    fanout: ChangeFanout,
+    view: View,
     since: Annotated[
         int | None,
         # Versions are Redis stream ids, 64-bit.
@@ -185,10 +191,10 @@ async def stream_changes(
 ) -> Stream:
     """Every change of the event's seats as it happens, in frames of about 100 ms; a
     reconnect with `Last-Event-ID` (or `since`) gets exactly the changes it missed."""
-    await layouts.layout(event_id, viewer)
+    await view.layouts.layout(event_id, view.viewer)
     seen = stream.last_event_id(last_event_id, since)
     async with redis_or_503():
-        subscription = await fanout.subscribe(event_id, seen)
+        subscription = await view.fanout.subscribe(event_id, seen)
     return Stream(
         stream.sse_bytes(subscription),
         media_type="text/event-stream",
@@ -200,10 +206,6 @@ async def stream_changes(
 availability_router = Router(
     "/api",
     route_handlers=[get_layout, get_availability, stream_changes],
-    dependencies={
-        "layouts": Provide(_layouts, sync_to_thread=False),
-        "availability": Provide(_availability, sync_to_thread=False),
-        "fanout": Provide(_fanout, sync_to_thread=False),
-    },
+    dependencies={"view": Provide(_seats_view, sync_to_thread=False)},
     tags=["availability"],
 )
