@@ -5,18 +5,19 @@ Handlers name a dependency by parameter name and mark it with one of the aliases
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, TypeAlias, TypeVar
 
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from seatlock.auth.access import provide_principal, provide_viewer
+from seatlock.auth.access import SIGN_IN_REQUIRED, provide_principal, provide_viewer
 from seatlock.auth.responses import client_address
 from seatlock.auth.tokens import Principal
+from seatlock.errors import Unauthorized
 from seatlock.events.images import ImageStore
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.store import HoldStore
@@ -42,6 +43,8 @@ RateLimits: TypeAlias = NamedDependency[SkipValidation[RateLimitsType]]
 Queue: TypeAlias = NamedDependency[QueueGate]
 Caller: TypeAlias = NamedDependency[Principal]
 Viewer: TypeAlias = NamedDependency[Principal | None]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,53 @@ class CheckoutDesk:
 Checkout: TypeAlias = NamedDependency[SkipValidation[CheckoutDesk]]
 
 
+@dataclass(frozen=True)
+class ReadDesk:
+    """What the public reads of events work with, as one dependency, for the same reason
+    as HoldDesk: the request's session, the caller if signed in, and the holds with the
+    breaker that lets reads go on without Redis."""
+
+    session: AsyncSession
+    viewer: Principal | None
+    holds: HoldStore
+    redis_breaker: Breaker
+
+
+Reader: TypeAlias = NamedDependency[ReadDesk]
+
+
+@dataclass(frozen=True)
+class OwnDesk:
+    """What a signed-in caller's reads of their own bookings, payments and account work
+    with, as one dependency, for the same reason as HoldDesk."""
+
+    caller: Principal
+    session: AsyncSession
+
+
+Own: TypeAlias = NamedDependency[OwnDesk]
+
+
+@dataclass(frozen=True)
+class RoomDesk:
+    """What the waiting room's routes work with, as one dependency, for the same reason as
+    HoldDesk. `viewer` is None on the public status route."""
+
+    on_sale: OnSaleCache
+    gate: QueueGate
+    viewer: Principal | None
+
+    @property
+    def caller(self) -> Principal:
+        """The signed-in caller, whom the guard of a signed-in route made sure of."""
+        if self.viewer is None:
+            raise Unauthorized(SIGN_IN_REQUIRED)
+        return self.viewer
+
+
+Room: TypeAlias = NamedDependency[RoomDesk]
+
+
 # Providers read the app's state through the request: a `state` parameter would have
 # Litestar build a State object for every request.
 def _state_value(name: str) -> Provide:
@@ -89,31 +139,48 @@ def _state_value(name: str) -> Provide:
     return Provide(provide, sync_to_thread=False)
 
 
-async def _db_session(request: Request[Any, Any, Any]) -> AsyncIterator[AsyncSession]:
-    """One session per request; the handler's domain calls decide when to commit. Opened
-    here directly (not through a nested generator), so that it is closed on every path,
-    errors included."""
-    factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    async with factory() as session:
-        yield session
+def _with_session(make: Callable[[Request[Any, Any, Any], AsyncSession], T]) -> Provide:
+    """A dependency made with the request's own session, opened here directly (not through
+    a nested generator), so that it is closed on every path, errors included. The handler's
+    domain calls decide when to commit."""
+
+    async def provide(request: Request[Any, Any, Any]) -> AsyncIterator[T]:
+        factory: async_sessionmaker[AsyncSession] = request.app.state.sessions
+        async with factory() as session:
+            yield make(request, session)
+
+    return Provide(provide)
 
 
-async def _checkout_desk(request: Request[Any, Any, Any]) -> AsyncIterator[CheckoutDesk]:
-    """The request's session is opened here, as in `_db_session`, so that it is closed on
-    every path, errors included."""
+def _session(request: Request[Any, Any, Any], session: AsyncSession) -> AsyncSession:
+    return session
+
+
+def _checkout_desk(request: Request[Any, Any, Any], session: AsyncSession) -> CheckoutDesk:
     state = request.app.state
-    caller = provide_principal(request)
-    factory: async_sessionmaker[AsyncSession] = state.sessions
-    async with factory() as session:
-        yield CheckoutDesk(
-            caller,
-            session,
-            state.holds,
-            state.providers,
-            state.settings,
-            state.rate_limits,
-            state.redis_breaker,
-        )
+    return CheckoutDesk(
+        provide_principal(request),
+        session,
+        state.holds,
+        state.providers,
+        state.settings,
+        state.rate_limits,
+        state.redis_breaker,
+    )
+
+
+def _read_desk(request: Request[Any, Any, Any], session: AsyncSession) -> ReadDesk:
+    state = request.app.state
+    return ReadDesk(session, provide_viewer(request), state.holds, state.redis_breaker)
+
+
+def _own_desk(request: Request[Any, Any, Any], session: AsyncSession) -> OwnDesk:
+    return OwnDesk(provide_principal(request), session)
+
+
+def _room_desk(request: Request[Any, Any, Any]) -> RoomDesk:
+    state = request.app.state
+    return RoomDesk(state.on_sale, state.queue_gate, provide_viewer(request))
 
 
 def _hold_desk(request: Request[Any, Any, Any]) -> HoldDesk:
@@ -140,9 +207,12 @@ def dependencies() -> dict[str, Provide]:
         "image_store": _state_value("images"),
         "rate_limits": _state_value("rate_limits"),
         "queue_gate": _state_value("queue_gate"),
-        "db_session": Provide(_db_session),
+        "db_session": _with_session(_session),
         "principal": Provide(provide_principal, sync_to_thread=False),
         "hold_desk": Provide(_hold_desk, sync_to_thread=False),
-        "checkout": Provide(_checkout_desk),
+        "checkout": _with_session(_checkout_desk),
+        "reader": _with_session(_read_desk),
+        "own": _with_session(_own_desk),
+        "room": Provide(_room_desk, sync_to_thread=False),
         "viewer": Provide(provide_viewer, sync_to_thread=False),
     }

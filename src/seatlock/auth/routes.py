@@ -133,9 +133,9 @@ async def logout(
 
 
 @get("/me", roles=SIGNED_IN, operation_id="getMyAccount")
-async def me(principal: deps.Caller, db_session: deps.DbSession) -> UserOut:
+async def me(own: deps.Own) -> UserOut:
     """The caller's own account."""
-    return user_out(await users.get_user(db_session, principal.id))
+    return user_out(await users.get_user(own.session, own.caller.id))
 
 
 auth_router = Router(

@@ -55,14 +55,13 @@ async def create_booking(
 @get("/my-bookings", roles=SIGNED_IN, operation_id="listMyBookings")
 async def my_bookings(
     request: Request[Any, Any, Any],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
+    own: deps.Own,
     limit: paging.Limit = paging.DEFAULT_LIMIT,
     cursor: paging.Cursor = None,
 ) -> paging.Page[BookingOut]:
     """The caller's bookings, newest first, each as its ticket page shows it."""
     after = paging.decode_cursor(cursor, paging.TimeAndId)
-    found, total = await tickets.user_tickets(db_session, principal.id, limit, after)
+    found, total = await tickets.user_tickets(own.session, own.caller.id, limit, after)
     return paging.keyset(request, found, limit, total, _created, _answer)
 
 
@@ -75,28 +74,21 @@ def _answer(found: tuple[Booking, BookingOut]) -> BookingOut:
 
 
 @get("/{booking_id:uuid}", roles=SIGNED_IN)
-async def get_booking(
-    booking_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
-) -> BookingOut:
+async def get_booking(booking_id: FromPath[uuid.UUID], own: deps.Own) -> BookingOut:
     """One of the caller's bookings with its event, seats, prices and payments (404 for
     anybody else's)."""
-    return await tickets.ticket(db_session, principal, booking_id)
+    return await tickets.ticket(own.session, own.caller, booking_id)
 
 
 @delete("/{booking_id:uuid}", roles=SIGNED_IN, status_code=200, problems=(409, 422))
-async def cancel_booking(
-    booking_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    db_session: deps.DbSession,
-    holds: deps.Holds,
-    providers: deps.Providers,
-    settings: deps.Settings,
-) -> BookingOut:
+async def cancel_booking(booking_id: FromPath[uuid.UUID], checkout: deps.Checkout) -> BookingOut:
     """Cancels one of the caller's bookings before the cancellation cutoff: its seats
     are available again and a paid booking is refunded."""
-    cutoff = timedelta(hours=settings.cancellation_cutoff_hours)
-    await cancellation.cancel_booking(db_session, holds, providers, principal, booking_id, cutoff)
-    return await tickets.ticket(db_session, principal, booking_id)
+    session, caller = checkout.session, checkout.caller
+    cutoff = timedelta(hours=checkout.settings.cancellation_cutoff_hours)
+    holds, providers = checkout.holds, checkout.providers
+    await cancellation.cancel_booking(session, holds, providers, caller, booking_id, cutoff)
+    return await tickets.ticket(session, caller, booking_id)
 
 
 bookings_router = Router(

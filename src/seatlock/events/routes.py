@@ -179,8 +179,7 @@ def event_detail(view: EventView) -> EventDetail:
 @get("/events", roles=PUBLIC, shed_when_busy=True)
 async def list_events(
     request: Request[Any, Any, Any],
-    db_session: deps.DbSession,
-    viewer: deps.Viewer,
+    reader: deps.Reader,
     limit: paging.Limit = paging.DEFAULT_LIMIT,
     cursor: paging.Cursor = None,
     status: Annotated[list[EventStatus] | None, QueryParameter(max_items=4)] = None,
@@ -193,7 +192,7 @@ async def list_events(
     starts = _moment("starts_from", starts_from), _moment("starts_until", starts_until)
     query = listings.EventQuery(status, *starts, q)
     after = paging.decode_cursor(cursor, paging.TimeAndId)
-    found = await listings.list_events(db_session, viewer, query, limit, after)
+    found = await listings.list_events(reader.session, reader.viewer, query, limit, after)
     return paging.keyset(request, found, limit, None, _starts, event_summary)
 
 
@@ -202,13 +201,11 @@ def _starts(event: Event) -> tuple[datetime, uuid.UUID]:
 
 
 @get("/events/{event_id:uuid}", roles=PUBLIC, shed_when_busy=True)
-async def get_event(
-    event_id: FromPath[uuid.UUID], db_session: deps.DbSession, viewer: deps.Viewer
-) -> EventDetail:
+async def get_event(event_id: FromPath[uuid.UUID], reader: deps.Reader) -> EventDetail:
     """One event with its price categories and seat counts; drafts only for their
     organizer and admins."""
-    event = await events.visible_event(db_session, event_id, viewer)
-    return event_detail(await events.event_view(db_session, event))
+    event = await events.visible_event(reader.session, event_id, reader.viewer)
+    return event_detail(await events.event_view(reader.session, event))
 
 
 def _seat_out(
@@ -233,20 +230,15 @@ def _seat_out(
     operation_id="getSeatMap",
     shed_when_busy=True,
 )
-async def get_seats(
-    event_id: FromPath[uuid.UUID],
-    db_session: deps.DbSession,
-    viewer: deps.Viewer,
-    holds: deps.Holds,
-    redis_breaker: deps.RedisBreaker,
-) -> SeatMapOut:
+async def get_seats(event_id: FromPath[uuid.UUID], reader: deps.Reader) -> SeatMapOut:
     """Every seat with its state: PostgreSQL's, with live holds from Redis on top."""
-    await events.visible_event(db_session, event_id, viewer)
-    rows = await seat_rows(db_session, event_id)
+    viewer, holds = reader.viewer, reader.holds
+    await events.visible_event(reader.session, event_id, viewer)
+    rows = await seat_rows(reader.session, event_id)
     # Reads keep working without Redis, and at their usual speed: they just cannot show
     # holds while Redis fails, or for a moment after (the breaker).
     no_holds: dict[uuid.UUID, HeldSeat] = {}
-    held, shown = await redis_breaker.attempt(lambda: holds.held_seats(event_id), no_holds)
+    held, shown = await reader.redis_breaker.attempt(lambda: holds.held_seats(event_id), no_holds)
     viewer_id = viewer.id if viewer else None
     return SeatMapOut(event_id, shown, [_seat_out(seat, held, viewer_id) for seat in rows])
 

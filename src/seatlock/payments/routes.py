@@ -116,11 +116,9 @@ async def verify(
 
 
 @get("/{payment_id:uuid}", roles=SIGNED_IN)
-async def get_payment(
-    payment_id: FromPath[uuid.UUID], principal: deps.Caller, db_session: deps.DbSession
-) -> PaymentOut:
+async def get_payment(payment_id: FromPath[uuid.UUID], own: deps.Own) -> PaymentOut:
     """One of the caller's payments."""
-    return payment_out(await payments.get_payment(db_session, principal, payment_id))
+    return payment_out(await payments.get_payment(own.session, own.caller, payment_id))
 
 
 @post(

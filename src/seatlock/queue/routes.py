@@ -53,8 +53,8 @@ class PlaceOut(msgspec.Struct, omit_defaults=False):
     pass_expires_at: datetime | None = None
 
 
-async def _queued(on_sale: deps.OnSale, event_id: uuid.UUID) -> QueueRules:
-    event = await on_sale.event(event_id)
+async def _queued(room: deps.RoomDesk, event_id: uuid.UUID) -> QueueRules:
+    event = await room.on_sale.event(event_id)
     if event is None or event.status is EventStatus.DRAFT:
         raise NotFound("no such event")
     if event.queue is None:
@@ -95,15 +95,13 @@ def _place_out(gate: QueueGate, rules: QueueRules, account_id: uuid.UUID, place:
 
 
 @get("/status", roles=PUBLIC, operation_id="getQueueStatus", summary="A waiting room's figures")
-async def queue_status(
-    event_id: FromPath[uuid.UUID], on_sale: deps.OnSale, queue_gate: deps.Queue
-) -> Response[RoomStatusOut]:
+async def queue_status(event_id: FromPath[uuid.UUID], room: deps.Room) -> Response[RoomStatusOut]:
     """The same answer for everyone, cacheable for a second: buyers waiting, shopping,
     served (the "now serving" number), the pace, and whether joining and the sale are
     open."""
-    rules = await _queued(on_sale, event_id)
+    rules = await _queued(room, event_id)
     async with queue_or_503():
-        figures = await queue_gate.line.figures(event_id)
+        figures = await room.gate.line.figures(event_id)
     now = datetime.now(UTC)
     status = RoomStatusOut(
         event_id=event_id,
@@ -120,53 +118,38 @@ async def queue_status(
 
 
 @post("/join", roles=SIGNED_IN, status_code=200, operation_id="joinQueue", problems=(409,))
-async def join_queue(
-    event_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    on_sale: deps.OnSale,
-    queue_gate: deps.Queue,
-) -> PlaceOut:
+async def join_queue(event_id: FromPath[uuid.UUID], room: deps.Room) -> PlaceOut:
     """Takes a place in the event's queue, one per account: joining again keeps it (and a
     buyer already let in keeps the pass). Opens at the room's `opens_at`."""
-    rules = await _queued(on_sale, event_id)
+    rules, caller = await _queued(room, event_id), room.caller
     now = datetime.now(UTC)
     if now < rules.opens_at:
         raise Conflict(f"the queue opens at {rules.opens_at.isoformat()}")
     if now >= rules.sale_ends_at:
         raise NotOnSale("the event's sale is over")
-    drawn = queue_gate.passes.drawn_place(event_id, principal.id)
+    drawn = room.gate.passes.drawn_place(event_id, caller.id)
     async with queue_or_503():
-        place = await queue_gate.line.place(rules, principal.id, drawn, join=True)
-    return _place_out(queue_gate, rules, principal.id, place)
+        place = await room.gate.line.place(rules, caller.id, drawn, join=True)
+    return _place_out(room.gate, rules, caller.id, place)
 
 
 @get("/me", roles=SIGNED_IN, operation_id="getMyQueuePlace")
-async def my_place(
-    event_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    on_sale: deps.OnSale,
-    queue_gate: deps.Queue,
-) -> PlaceOut:
+async def my_place(event_id: FromPath[uuid.UUID], room: deps.Room) -> PlaceOut:
     """The caller's place: one Redis read (O(log n)); the pass once let in."""
-    rules = await _queued(on_sale, event_id)
-    drawn = queue_gate.passes.drawn_place(event_id, principal.id)
+    rules, caller = await _queued(room, event_id), room.caller
+    drawn = room.gate.passes.drawn_place(event_id, caller.id)
     async with queue_or_503():
-        place = await queue_gate.line.place(rules, principal.id, drawn, join=False)
-    return _place_out(queue_gate, rules, principal.id, place)
+        place = await room.gate.line.place(rules, caller.id, drawn, join=False)
+    return _place_out(room.gate, rules, caller.id, place)
 
 
 @delete("/me", roles=SIGNED_IN, status_code=204, operation_id="leaveQueue")
-async def leave_queue(
-    event_id: FromPath[uuid.UUID],
-    principal: deps.Caller,
-    on_sale: deps.OnSale,
-    queue_gate: deps.Queue,
-) -> None:
+async def leave_queue(event_id: FromPath[uuid.UUID], room: deps.Room) -> None:
     """Leaves the queue: a place gives way to the next buyer; a live pass is given up,
     freeing its shopping slot, and is refused from then on."""
-    await _queued(on_sale, event_id)
+    await _queued(room, event_id)
     async with queue_or_503():
-        was = await queue_gate.line.leave(event_id, principal.id)
+        was = await room.gate.line.leave(event_id, room.caller.id)
     if was == "absent":
         raise NotFound("you are not in this event's queue")
 
