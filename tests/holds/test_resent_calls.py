@@ -119,12 +119,19 @@ async def _holds_of_event(redis: Redis, event: uuid.UUID) -> dict[str, str]:
     return {i: await hash_field(redis, keys.hold_seats(event), i) or "" for i in ids}
 
 
+async def _two_seats(relayed: Redis) -> tuple[HoldStore, uuid.UUID, uuid.UUID, list[uuid.UUID]]:
+    """A store through the relay, an event whose cache of taken seats is loaded, an owner
+    and two seats."""
+    store = await _store(relayed)
+    event = uuid.uuid4()
+    await store.load_taken(event, EMPTY)
+    return store, event, uuid.uuid4(), seats(2)
+
+
 async def test_a_hold_sent_again_gets_the_hold_its_first_run_placed(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis
 ) -> None:
-    store = await _store(relayed)
-    event, owner, wanted = uuid.uuid4(), uuid.uuid4(), seats(2)
-    await store.load_taken(event, EMPTY)
+    store, event, owner, wanted = await _two_seats(relayed)
     relay.armed = True
 
     hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
@@ -172,9 +179,7 @@ async def test_best_available_sent_again_holds_one_window(
 async def test_a_claim_sent_again_is_still_the_callers(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis
 ) -> None:
-    store = await _store(relayed)
-    event, owner, wanted = uuid.uuid4(), uuid.uuid4(), seats(2)
-    await store.load_taken(event, EMPTY)
+    store, event, owner, wanted = await _two_seats(relayed)
     hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
     relay.armed = True
 
