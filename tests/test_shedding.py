@@ -27,6 +27,7 @@ from seatlock.settings import Settings
 from seatlock.shedding import (
     MAX_RETRY_AFTER_SECONDS,
     Backlog,
+    Overloaded,
     RetrySchedule,
     ShedRoutes,
 )
@@ -65,7 +66,14 @@ async def test_a_worker_far_behind_sheds_holds_and_reads_and_serves_the_rest(
     holds = f"/api/events/{event.id}/holds"
     first, second, third = event.seat_ids[:3]
     # Two holds in hand: Redis does not answer them until it is thawed.
-    changed = {"redis_url": frozen_valkey.url, "redis_timeout_seconds": 60, "shed_backlog": 2}
+    changed = {
+        "redis_url": frozen_valkey.url,
+        "redis_timeout_seconds": 60,
+        "shed_backlog": 2,
+        # By the count alone: the first hold waits on the frozen Redis for as long as the
+        # test takes.
+        "shed_wait_ms": 0,
+    }
     app = create_app(msgspec.structs.replace(settings, **changed))
     # A clock that stands still: no second ends while the refusals are made.
     app.state.backlog.schedule = RetrySchedule(clock=lambda: 1000.5)
@@ -152,7 +160,7 @@ async def test_half_sent_bodies_and_other_routes_in_hand_do_not_count(
     event = await create_event(engine)
     buyer = await make_user()
     holds = f"/api/events/{event.id}/holds"
-    app = create_app(msgspec.structs.replace(settings, shed_backlog=2))
+    app = create_app(msgspec.structs.replace(settings, shed_backlog=2, shed_wait_ms=0))
     reading = ReadingBodies(app.asgi_handler)
     app.asgi_handler = reading
     async with serving_app(app) as live:
@@ -284,6 +292,72 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def test_a_worker_whose_oldest_request_waited_too_long_sheds_at_half_its_limit() -> None:
+    clock = Clock(100.0)
+    answer = [asyncio.Event() for _ in range(3)]
+
+    async def waiting(scope: Scope, receive: Receive, send: Send) -> None:
+        backlog.take(scope)
+        await answer[int(scope["path"].removeprefix("/"))].wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def sent(message: object) -> None:
+        return None
+
+    def full() -> bool:
+        try:
+            backlog.refuse_if_full()
+        except Overloaded:
+            return True
+        return False
+
+    def request(number: int) -> asyncio.Task[None]:
+        scope = _http_scope()
+        scope["path"] = f"/{number}"
+        return asyncio.create_task(backlog(scope, _nothing, sent))
+
+    backlog = Backlog(waiting, limit=4, max_wait=0.02, clock=clock)
+    requests = [request(0)]
+    await _until(lambda: backlog.in_hand == 1)
+    clock.now = 100.015
+    requests += [request(1), request(2)]
+    await _until(lambda: backlog.in_hand == 3)
+    three_fresh = full()
+    clock.now = 100.025  # the first has waited 25 ms, the others 10 ms
+    three_one_late = full()
+    answer[0].set()
+    await requests[0]
+    two_fresh = full()
+    clock.now = 100.04
+    two_late = full()
+    answer[1].set()
+    await requests[1]
+    one_late = full()
+    answer[2].set()
+    await requests[2]
+
+    assert (three_fresh, three_one_late, two_fresh, two_late, one_late) == (
+        False,
+        True,
+        False,
+        True,
+        False,
+    )
+    assert backlog.in_hand == 0
+
+
+async def test_the_limit_sheds_however_fresh_the_requests_in_hand() -> None:
+    async def taking(scope: Scope, receive: Receive, send: Send) -> None:
+        backlog.take(scope)
+
+    backlog = Backlog(taking, limit=2, max_wait=60.0)
+    backlog.take(_http_scope())
+    backlog.take(_http_scope())
+
+    with pytest.raises(Overloaded):
+        backlog.refuse_if_full()
 
 
 def _refusals(schedule: RetrySchedule, count: int, floor: int = 1) -> list[int]:

@@ -208,6 +208,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.backlog = Backlog(
         app.asgi_handler,
         limit=settings.shed_backlog,
+        max_wait=settings.shed_wait_ms / 1000,
         routes=ShedRoutes.of(app),
         cors=app.cors_config,
     )

@@ -7,8 +7,9 @@ did the bookings and payments of buyers who already had their seats (each of the
 PostgreSQL round trips waits a full turn of the busy event loop). The routes marked
 `shed_when_busy` (event pages, seat maps, availability, new holds: what a buyer simply asks
 again) are counted while they are in hand, from the guard (once the caller is authorized
-and the body is in) until their answer starts; with `shed_backlog` of them in hand, the
-next one answers 503 at once, before its token is even read. Checkout steps (bookings,
+and the body is in) until their answer starts; with `shed_backlog` of them in hand (or
+half as many once the oldest of them has waited `shed_wait_ms`), the next one answers 503
+at once, before its token is even read. Checkout steps (bookings,
 payments), releases, sign-in and the waiting room are neither counted nor refused: a
 payment waiting on its provider says nothing about how busy the worker is, and a buyer who
 got seats gets to pay for them. A streamed answer stops counting once it has started; a
@@ -30,7 +31,9 @@ what arrives while the door was open.
 
 from __future__ import annotations
 
+import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Final, cast
 
@@ -172,7 +175,13 @@ class RetrySchedule:
 
 class Backlog:
     """One per process: the requests of `shed_when_busy` routes in hand, not yet answering.
-    Wraps the app, to see each answer start."""
+    Wraps the app, to see each answer start.
+
+    A worker is full with `limit` of them in hand; and, with `max_wait` (seconds), already
+    with half as many once the oldest of them has waited that long. A count alone either
+    lets a busy worker's requests queue up to the limit, or refuses an idle worker's burst
+    of a few more: how long the oldest has waited tells a worker that is behind from one
+    that has many requests and answers them at once."""
 
     def __init__(
         self,
@@ -180,17 +189,27 @@ class Backlog:
         schedule: RetrySchedule | None = None,
         *,
         limit: int = 0,
+        max_wait: float = 0.0,
         routes: ShedRoutes | None = None,
         cors: CORSConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """While `limit` requests are in hand (0: no limit) the next are refused: at the
-        door for `routes`, else by the guard."""
+        """While the worker is full (`limit` 0: never) the next are refused: at the door
+        for `routes`, else by the guard."""
         self.app = app
         self.schedule = schedule or RetrySchedule()
         self.in_hand = 0
         # The most in hand at once since the metrics last read it.
         self._peak = 0
         self._limit = limit
+        self._max_wait = max_wait
+        self._clock = clock
+        # The requests in hand by the order they were taken: (ticket, when taken). One
+        # answered before an older one stays until that one is answered too
+        # (`_answered`), so that each request costs one append and one pop.
+        self._taken: deque[tuple[int, float]] = deque()
+        self._answered: set[int] = set()
+        self._tickets = itertools.count()
         self._routes = routes or ShedRoutes(())
         self._refusal: ASGIApp = self._refuse
         if cors is not None:
@@ -243,11 +262,13 @@ class Backlog:
             raise Overloaded(self.schedule.retry_after(floor=self._limit))
 
     def take(self, scope: Scope) -> None:
-        """Counts the request in, or refuses it while the limit's worth are in hand."""
+        """Counts the request in, or refuses it while the worker is full."""
         self.refuse_if_full()
         self.in_hand += 1
         self._peak = max(self._peak, self.in_hand)
-        _marks(scope)[_COUNTED] = True
+        ticket = next(self._tickets)
+        self._taken.append((ticket, self._clock()))
+        _marks(scope)[_COUNTED] = ticket
 
     def read_peak(self) -> int:
         """The most requests in hand at once since the last call."""
@@ -255,12 +276,23 @@ class Backlog:
         return peak
 
     def _full(self) -> bool:
-        return bool(self._limit) and self.in_hand >= self._limit
+        if not self._limit or self.in_hand < self._limit // 2:
+            return False
+        return self.in_hand >= self._limit or (
+            bool(self._max_wait) and self._oldest_wait() >= self._max_wait
+        )
+
+    def _oldest_wait(self) -> float:
+        """How long the oldest request in hand has waited."""
+        return self._clock() - self._taken[0][1] if self._taken else 0.0
 
     def _done(self, scope: Scope) -> None:
-        marks = _marks(scope)
-        if marks.pop(_COUNTED, False):
+        ticket = _marks(scope).pop(_COUNTED, None)
+        if ticket is not None:
             self.in_hand -= 1
+            self._answered.add(ticket)
+            while self._taken and self._taken[0][0] in self._answered:
+                self._answered.discard(self._taken.popleft()[0])
             self.schedule.answered()
 
 
