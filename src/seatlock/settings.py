@@ -60,8 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     # answering, a worker answers the next ones 503 at once. 0 never sheds.
     shed_backlog: Annotated[int, msgspec.Meta(ge=0)] = 32
     # ... and already with half as many once the oldest of them has waited this long (ms;
-    # 0: by the count alone).
-    shed_wait_ms: Annotated[int, msgspec.Meta(ge=0)] = 20
+    # 0: by the count alone). Off by default: it cut the flash crowd's hold tail but shed
+    # a steadier crowd more (bench/RESULTS.md).
+    shed_wait_ms: Annotated[int, msgspec.Meta(ge=0)] = 0
     jwt_secret: str = DEFAULT_JWT_SECRET
     jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
     jwt_issuer: str = "seatlock"

@@ -7,9 +7,9 @@ did the bookings and payments of buyers who already had their seats (each of the
 PostgreSQL round trips waits a full turn of the busy event loop). The routes marked
 `shed_when_busy` (event pages, seat maps, availability, new holds: what a buyer simply asks
 again) are counted while they are in hand, from the guard (once the caller is authorized
-and the body is in) until their answer starts; with `shed_backlog` of them in hand (or
-half as many once the oldest of them has waited `shed_wait_ms`), the next one answers 503
-at once, before its token is even read. Checkout steps (bookings,
+and the body is in) until their answer starts; with `shed_backlog` of them in hand (or,
+with `shed_wait_ms` set, half as many once the oldest of them has waited that long), the
+next one answers 503 at once, before its token is even read. Checkout steps (bookings,
 payments), releases, sign-in and the waiting room are neither counted nor refused: a
 payment waiting on its provider says nothing about how busy the worker is, and a buyer who
 got seats gets to pay for them. A streamed answer stops counting once it has started; a
