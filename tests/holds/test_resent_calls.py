@@ -190,6 +190,21 @@ async def test_a_claim_sent_again_is_still_the_callers(
     assert await hash_field(redis, keys.hold(event, hold.id), "state") == "converting"
 
 
+async def test_an_extension_sent_again_uses_one_extension(
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+) -> None:
+    store, event, owner, wanted = await _two_seats(relayed)
+    hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
+    relay.armed = True
+
+    extended = await store.extend(hold.id, owner)
+
+    assert relay.dropped == 1
+    assert extended.extensions_left == POLICY.max_extensions - 1
+    assert await hash_field(redis, keys.hold(event, hold.id), "extensions") == "1"
+    assert extended.expires_at > hold.expires_at
+
+
 async def test_a_pipeline_sent_again_places_each_hold_once(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis
 ) -> None:

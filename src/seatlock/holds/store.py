@@ -286,11 +286,15 @@ class HoldStore:
             keys.owner_holds(event_id, owner_id),
             keys.hold(event_id, hold_id),
         ]
-        deadline = await self.deadline_ms()
+        # New for every call, so that the same call sent again finds its own extension.
+        args: list[str | int] = [
+            hold_id,
+            str(owner_id),
+            await self.deadline_ms(),
+            secrets.token_hex(8),
+        ]
         async with redis_or_503():
-            reply = await self.scripts.extend(
-                keys=extend_keys, args=[hold_id, str(owner_id), deadline]
-            )
+            reply = await self.scripts.extend(keys=extend_keys, args=args)
         if reply[0] != "ok":
             raise replies.refusal(reply)
         HOLDS_EXTENDED.inc()
