@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from seatlock import keys
 from seatlock.holds.best_available import Layout, Wanted, hold_best
+from seatlock.holds.replies import Hold
 from seatlock.holds.scripts import load_scripts, register_scripts
 from seatlock.holds.store import HoldStore
 from seatlock.ops.metrics import SCRIPT_PIPELINE_CALLS
@@ -176,32 +177,36 @@ async def test_best_available_sent_again_holds_one_window(
     )
 
 
+async def _held(relayed: Redis) -> tuple[HoldStore, Hold]:
+    """A store through the relay and a hold of two seats, placed before any answer is lost."""
+    store, event, owner, wanted = await _two_seats(relayed)
+    return store, await store.hold(event, owner, wanted, POLICY, EMPTY)
+
+
 async def test_a_claim_sent_again_is_still_the_callers(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis
 ) -> None:
-    store, event, owner, wanted = await _two_seats(relayed)
-    hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
+    store, hold = await _held(relayed)
     relay.armed = True
 
-    claimed_event, claimed_seats = await store.claim(hold.id, owner)
+    claimed = await store.claim(hold.id, hold.owner_id)
 
     assert relay.dropped == 1
-    assert (claimed_event, claimed_seats) == (event, wanted)
-    assert await hash_field(redis, keys.hold(event, hold.id), "state") == "converting"
+    assert claimed == (hold.event_id, hold.seats)
+    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "state") == "converting"
 
 
 async def test_an_extension_sent_again_uses_one_extension(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis
 ) -> None:
-    store, event, owner, wanted = await _two_seats(relayed)
-    hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
+    store, hold = await _held(relayed)
     relay.armed = True
 
-    extended = await store.extend(hold.id, owner)
+    extended = await store.extend(hold.id, hold.owner_id)
 
     assert relay.dropped == 1
     assert extended.extensions_left == POLICY.max_extensions - 1
-    assert await hash_field(redis, keys.hold(event, hold.id), "extensions") == "1"
+    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "extensions") == "1"
     assert extended.expires_at > hold.expires_at
 
 
