@@ -111,6 +111,22 @@ Own: TypeAlias = NamedDependency[OwnDesk]
 
 
 @dataclass(frozen=True)
+class AuthDesk:
+    """What signing up, in and out and refreshing a token work with, as one dependency, for
+    the same reason as HoldDesk: a sale's buyers sign in and refresh their tokens by the
+    thousand."""
+
+    session: AsyncSession
+    settings: SettingsType
+    redis: RedisClient
+    rate_limits: RateLimitsType
+
+
+# Not validated: a union of two client classes, made by the app.
+Auth: TypeAlias = NamedDependency[SkipValidation[AuthDesk]]
+
+
+@dataclass(frozen=True)
 class RoomDesk:
     """What the waiting room's routes work with, as one dependency, for the same reason as
     HoldDesk. `viewer` is None on the public status route."""
@@ -178,6 +194,11 @@ def _own_desk(request: Request[Any, Any, Any], session: AsyncSession) -> OwnDesk
     return OwnDesk(provide_principal(request), session)
 
 
+def _auth_desk(request: Request[Any, Any, Any], session: AsyncSession) -> AuthDesk:
+    state = request.app.state
+    return AuthDesk(session, state.settings, state.redis, state.rate_limits)
+
+
 def _room_desk(request: Request[Any, Any, Any]) -> RoomDesk:
     state = request.app.state
     return RoomDesk(state.on_sale, state.queue_gate, provide_viewer(request))
@@ -213,6 +234,7 @@ def dependencies() -> dict[str, Provide]:
         "checkout": _with_session(_checkout_desk),
         "reader": _with_session(_read_desk),
         "own": _with_session(_own_desk),
+        "auth": _with_session(_auth_desk),
         "room": Provide(_room_desk, sync_to_thread=False),
         "viewer": Provide(provide_viewer, sync_to_thread=False),
     }

@@ -65,70 +65,61 @@ def _require_same_site(request: Request[Any, Any, Any], settings: deps.Settings)
     problems=(409, 429),
 )
 async def register(
-    data: JSONBody[RegisterBody],
-    request: Request[Any, Any, Any],
-    db_session: deps.DbSession,
-    settings: deps.Settings,
-    rate_limits: deps.RateLimits,
+    data: JSONBody[RegisterBody], request: Request[Any, Any, Any], auth: deps.Auth
 ) -> Response[TokenOut]:
     """Creates an account (role USER) and signs it in: an access token in the body, the
     refresh token in an HttpOnly cookie."""
-    await rate_limits.registration(client_address(request))
-    user = await users.register_user(db_session, data.email, data.password, data.full_name)
+    session, settings = auth.session, auth.settings
+    await auth.rate_limits.registration(client_address(request))
+    user = await users.register_user(session, data.email, data.password, data.full_name)
     issued = await refresh_tokens.start_family(
-        db_session, user, refresh_lifetime(settings), client_of(request)
+        session, user, refresh_lifetime(settings), client_of(request)
     )
     return signed_in(settings, user, issued, 201)
 
 
 @post("/login", roles=PUBLIC, stale_token_ignored=True, status_code=200, problems=(403, 429))
 async def login(
-    data: JSONBody[LoginBody],
-    request: Request[Any, Any, Any],
-    db_session: deps.DbSession,
-    redis: deps.Redis,
-    settings: deps.Settings,
+    data: JSONBody[LoginBody], request: Request[Any, Any, Any], auth: deps.Auth
 ) -> Response[TokenOut]:
     """Signs in with email and password: an access token in the body, the refresh token
     in an HttpOnly cookie. Repeated failures are throttled (429 with Retry-After)."""
+    session, settings = auth.session, auth.settings
     email = users.normalise_email(data.email)
     async with throttle.password_attempt(
-        redis, settings, email, client_address(request), Unauthorized
+        auth.redis, settings, email, client_address(request), Unauthorized
     ):
-        user = await users.authenticate(db_session, email, data.password)
+        user = await users.authenticate(session, email, data.password)
     issued = await refresh_tokens.start_family(
-        db_session, user, refresh_lifetime(settings), client_of(request)
+        session, user, refresh_lifetime(settings), client_of(request)
     )
     return signed_in(settings, user, issued, 200)
 
 
 @post("/refresh", roles=PUBLIC, stale_token_ignored=True, status_code=200, problems=(403,))
-async def refresh(
-    request: Request[Any, Any, Any], db_session: deps.DbSession, settings: deps.Settings
-) -> Response[TokenOut]:
+async def refresh(request: Request[Any, Any, Any], auth: deps.Auth) -> Response[TokenOut]:
     """Trades the refresh token cookie for a new access token and a new refresh token
     (rotation: a reused one revokes its whole session). Needs the X-Requested-With
     header."""
+    settings = auth.settings
     _require_same_site(request, settings)
     presented = request.cookies.get(REFRESH_COOKIE)
     if not presented:
         raise Unauthorized("no refresh token cookie")
     user, issued = await refresh_tokens.rotate(
-        db_session, presented, refresh_lifetime(settings), client_of(request)
+        auth.session, presented, refresh_lifetime(settings), client_of(request)
     )
     return signed_in(settings, user, issued, 200)
 
 
 @post("/logout", roles=PUBLIC, stale_token_ignored=True, status_code=204, problems=(403,))
-async def logout(
-    request: Request[Any, Any, Any], db_session: deps.DbSession, settings: deps.Settings
-) -> Response[None]:
+async def logout(request: Request[Any, Any, Any], auth: deps.Auth) -> Response[None]:
     """Ends the session of the refresh token cookie and clears the cookie. Needs the
     X-Requested-With header."""
-    _require_same_site(request, settings)
+    _require_same_site(request, auth.settings)
     presented = request.cookies.get(REFRESH_COOKIE)
     if presented:
-        await refresh_tokens.revoke(db_session, presented)
+        await refresh_tokens.revoke(auth.session, presented)
     return Response(None, status_code=204, cookies=[refresh_cookie("", 0)])
 
 
