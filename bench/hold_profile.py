@@ -3,10 +3,11 @@ profile behind `hold_vs_trivial.py`'s ratio.
 
     .venv/bin/python bench/hold_profile.py --duration 10 --workers 2
 
-The same phases as `hold_vs_trivial.py` (wrk, 64 connections: GET /health/live, then
-hold + release) are run twice: once measured (the service's CPU per request, from
-/proc), once under py-spy (`--nonblocking`, every worker), whose samples are sorted into
-the parts below by the frames they pass through. A part's milliseconds are its share of
+The same two routes as `hold_vs_trivial.py` (wrk, 64 connections: GET /health/live, then
+hold + release), one phase each rather than alternating rounds, are run twice: once
+measured (the service's CPU per request, from /proc), once under py-spy (`--nonblocking`,
+every worker), whose samples are sorted into the parts below by the frames they pass
+through. A part's milliseconds are its share of
 the samples times the measured CPU per request.
 """
 

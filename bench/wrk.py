@@ -114,7 +114,9 @@ def combined(phases: list[dict[str, Any]]) -> dict[str, Any]:
     requests = sum(p["requests"] for p in phases)
 
     def added(name: str) -> dict[str, Any]:
-        return {k: sum(p[name][k] for p in phases) for k in phases[0][name]}
+        # A script counts some answers (a status seen) only in the phases that had them.
+        kinds = {k: None for p in phases for k in p[name]}
+        return {k: sum(p[name].get(k, 0) for p in phases) for k in kinds}
 
     def highest(k: str) -> float | None:
         values = [v for p in phases if (v := p["latency_ms"][k]) is not None]

@@ -34,13 +34,14 @@ local section, category, deadline = ARGV[8], ARGV[9], tonumber(ARGV[10])
 -- Rows looked at before settling for the best window seen (or none).
 local ROWS_IN_REACH = 48
 
-local now = redis_now()
-if now > deadline then
-  return {'late'}
-end
+-- Before the deadline: a call sent again just past it still gets its first run's answer.
 local again = placed_before(hold, owner_id)
 if again then
   return again
+end
+local now = redis_now()
+if now > deadline then
+  return {'late'}
 end
 if not taken_ready(taken, now) then
   return {'rebuild'}

@@ -13,24 +13,28 @@ local hold = KEYS[1]
 local owner_id, deadline, lease = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local token = ARGV[4]
 
+local fields = redis.call('HMGET', hold, 'owner', 'seats', 'state', 'claimed_until', 'expires',
+  'claimed_by')
+local seats = {'ok'}
+for seat in string.gmatch(fields[2] or '', '[^,]+') do
+  table.insert(seats, seat)
+end
+-- This call's first run claimed the hold: its answer again, past the deadline too.
+if fields[1] == owner_id and fields[6] == token then
+  return seats
+end
 local now = redis_now()
 if now > deadline then
   return {'late'}
 end
-local fields = redis.call('HMGET', hold, 'owner', 'seats', 'state', 'claimed_until', 'expires',
-  'claimed_by')
 if not fields[1] or tonumber(fields[5]) <= now then
   return {'gone'}
 end
 if fields[1] ~= owner_id then
   return {'not_owner'}
 end
-if fields[3] ~= 'held' and now < tonumber(fields[4] or '0') and fields[6] ~= token then
+if fields[3] ~= 'held' and now < tonumber(fields[4] or '0') then
   return {'converting'}
 end
 redis.call('HSET', hold, 'state', 'converting', 'claimed_until', now + lease, 'claimed_by', token)
-local seats = {'ok'}
-for seat in string.gmatch(fields[2], '[^,]+') do
-  table.insert(seats, seat)
-end
 return seats

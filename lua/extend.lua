@@ -14,12 +14,16 @@ local holds, owner, hold = KEYS[1], KEYS[2], KEYS[3]
 local hold_id, owner_id, caller_deadline = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local token = ARGV[4]
 
+local fields = redis.call('HMGET', hold, 'owner', 'expires', 'deadline', 'extensions',
+  'max_extensions', 'ttl', 'state', 'claimed_until', 'extended_by')
+-- This call's first run extended the hold: its answer again, past the deadline too.
+if fields[1] == owner_id and fields[9] == token then
+  return {'ok', tonumber(fields[2]), tonumber(fields[5]) - tonumber(fields[4])}
+end
 local now = redis_now()
 if now > caller_deadline then
   return {'late'}
 end
-local fields = redis.call('HMGET', hold, 'owner', 'expires', 'deadline', 'extensions',
-  'max_extensions', 'ttl', 'state', 'claimed_until', 'extended_by')
 -- A hold past its expiry is gone even if its key outlived it by a moment: its seats may
 -- have been freed by the expiry sweep already.
 if not fields[1] or tonumber(fields[2]) <= now then
@@ -34,9 +38,6 @@ if fields[7] ~= 'held' and now < tonumber(fields[8] or '0') then
 end
 local expires, deadline = tonumber(fields[2]), tonumber(fields[3])
 local extensions, max_extensions = tonumber(fields[4]), tonumber(fields[5])
-if fields[9] == token then
-  return {'ok', expires, max_extensions - extensions}
-end
 if extensions >= max_extensions or expires >= deadline then
   return {'limit'}
 end

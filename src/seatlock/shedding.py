@@ -257,7 +257,7 @@ class Backlog:
         await send({"type": "http.response.body", "body": _OVERLOADED_BODY, "more_body": False})
 
     def refuse_if_full(self) -> None:
-        """Overloaded while the limit's worth of requests are in hand."""
+        """Overloaded while the worker is full (see the class)."""
         if self._full():
             raise Overloaded(self.schedule.retry_after(floor=self._limit))
 
@@ -306,7 +306,7 @@ def refuse_if_busy(
     connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
 ) -> None:
     """First of all, before the caller's token is read: a `shed_when_busy` request is
-    refused while the worker has `shed_backlog` such requests in hand."""
+    refused while the worker is full (`Backlog`)."""
     if handler.opt.get(SHED_WHEN_BUSY):
         backlog: Backlog = connection.app.state.backlog
         backlog.refuse_if_full()

@@ -1,7 +1,7 @@
 """Script calls that redis-py sends a second time, against a real Valkey: when a connection
 breaks after Redis ran a call but before its answer arrived, redis-py (`Retry(NoBackoff(),
 1)`, as the service connects) sends the call once more, a pipeline's calls all together.
-The hold and claim scripts recognise their own first run and answer as it did."""
+The hold, claim and extension scripts recognise their own first run and answer as it did."""
 
 from __future__ import annotations
 

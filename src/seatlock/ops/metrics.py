@@ -172,7 +172,8 @@ POOL_CAPACITY = Gauge(
 BACKLOG_PEAK = Gauge(
     "seatlock_backlog_peak",
     "The most holds and reads one worker had in hand at once in the last second (the "
-    "busiest live worker); a worker sheds while seatlock_backlog_limit are in hand.",
+    "busiest live worker); a worker sheds while seatlock_backlog_limit are in hand (with "
+    "SEATLOCK_SHED_WAIT_MS, half as many once the oldest has waited that long).",
     multiprocess_mode="livemax",
     registry=REGISTRY,
 )
