@@ -204,9 +204,9 @@ class Backlog:
         self._limit = limit
         self._max_wait = max_wait
         self._clock = clock
-        # The requests in hand by the order they were taken: (ticket, when taken). One
-        # answered before an older one stays until that one is answered too
-        # (`_answered`), so that each request costs one append and one pop.
+        # With `max_wait` only: the requests in hand by the order they were taken (ticket,
+        # when taken). One answered before an older one stays until that one is answered
+        # too (`_answered`), so that each request costs one append and one pop.
         self._taken: deque[tuple[int, float]] = deque()
         self._answered: set[int] = set()
         self._tickets = itertools.count()
@@ -266,9 +266,7 @@ class Backlog:
         self.refuse_if_full()
         self.in_hand += 1
         self._peak = max(self._peak, self.in_hand)
-        ticket = next(self._tickets)
-        self._taken.append((ticket, self._clock()))
-        _marks(scope)[_COUNTED] = ticket
+        _marks(scope)[_COUNTED] = self._note_taken()
 
     def read_peak(self) -> int:
         """The most requests in hand at once since the last call."""
@@ -282,18 +280,30 @@ class Backlog:
             bool(self._max_wait) and self._oldest_wait() >= self._max_wait
         )
 
+    def _note_taken(self) -> int | None:
+        """The request's ticket among those whose wait is watched; none while the wait
+        does not count, so that counting by the limit alone costs nothing more."""
+        if not self._max_wait:
+            return None
+        ticket = next(self._tickets)
+        self._taken.append((ticket, self._clock()))
+        return ticket
+
     def _oldest_wait(self) -> float:
         """How long the oldest request in hand has waited."""
         return self._clock() - self._taken[0][1] if self._taken else 0.0
 
     def _done(self, scope: Scope) -> None:
-        ticket = _marks(scope).pop(_COUNTED, None)
+        marks = _marks(scope)
+        if _COUNTED not in marks:
+            return
+        ticket = marks.pop(_COUNTED)
+        self.in_hand -= 1
+        self.schedule.answered()
         if ticket is not None:
-            self.in_hand -= 1
             self._answered.add(ticket)
             while self._taken and self._taken[0][0] in self._answered:
                 self._answered.discard(self._taken.popleft()[0])
-            self.schedule.answered()
 
 
 def _marks(scope: Scope) -> dict[str, Any]:
