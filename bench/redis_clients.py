@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import secrets
 import shutil
 import signal
 import sys
@@ -165,7 +166,8 @@ async def _caller(
             tally.failures += 1
             continue
         reply = await scripts.release(
-            HoldStore.release_keys(event_id, owner, hold_id), [hold_id, str(owner), ""]
+            HoldStore.release_keys(event_id, owner, hold_id),
+            [hold_id, str(owner), "", secrets.token_hex(8)],
         )
         tally.release_ms.append((time.perf_counter() - held) * 1000)
         if reply[0] != "ok":

@@ -8,14 +8,29 @@
 -- KEYS[7] open   zset  row -> row, rows that may have a free seat
 -- KEYS[8] version string the event's availability version
 -- KEYS[9] changes stream the event's change log (see lib/seat_changes.lua)
--- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] 'force' or ''
--- Returns {'ok', seat, ...} | {'gone'} | {'not_owner'}
+-- KEYS[10] released_by string  '<token>|<seats>' of the call that released the hold, a while
+-- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] 'force' or ''   ARGV[4] the call's token
+-- Returns {'ok', seat, ...}; the same again when this call was sent twice
+--       | {'gone'} | {'not_owner'}
 local held, holds, hold_seats, owner, hold = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local seat_rows, open, version, changes = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
-local hold_id, owner_id, force = ARGV[1], ARGV[2], ARGV[3] == 'force'
+local released_by = KEYS[10]
+local hold_id, owner_id, force, token = ARGV[1], ARGV[2], ARGV[3] == 'force', ARGV[4]
+-- Long enough for redis-py to send a call again, short enough to cost nothing.
+local RELEASED_KEPT_MS = 60000
 
 local fields = redis.call('HMGET', hold, 'owner', 'seats')
 if not fields[1] then
+  -- The same call sent again (its first run's answer was lost) finds what it released.
+  local before = redis.call('GET', released_by)
+  local prefix = token .. '|'
+  if before and string.sub(before, 1, #prefix) == prefix then
+    local answer = {'ok'}
+    for seat in string.gmatch(string.sub(before, #prefix + 1), '[^,]+') do
+      table.insert(answer, seat)
+    end
+    return answer
+  end
   return {'gone'}
 end
 if fields[1] ~= owner_id and not force then
@@ -36,6 +51,7 @@ for seat in string.gmatch(fields[2], '[^,]+') do
   end
 end
 redis.call('DEL', hold)
+redis.call('SET', released_by, token .. '|' .. fields[2], 'PX', RELEASED_KEPT_MS)
 redis.call('ZREM', holds, hold_id)
 redis.call('ZREM', owner, hold_id)
 redis.call('HDEL', hold_seats, hold_id)

@@ -99,6 +99,12 @@ def hold(event_id: uuid.UUID, hold_id: str) -> str:
     return hold_prefix(event_id) + hold_id
 
 
+def released_hold(event_id: uuid.UUID, hold_id: str) -> str:
+    """String: '<token>|<seats>' of the call that released the hold, kept a minute so that
+    the same call sent again gets its answer (release.lua)."""
+    return f"{hold(event_id, hold_id)}:released"
+
+
 def layout(event_id: uuid.UUID) -> str:
     """Hash: row number -> the row's seats ('number,seat id,category;...' in seat order),
     'section:<n>' -> the row's section, 'range:<section>' -> 'first,last' row numbers."""

@@ -1,7 +1,8 @@
 """Script calls that redis-py sends a second time, against a real Valkey: when a connection
 breaks after Redis ran a call but before its answer arrived, redis-py (`Retry(NoBackoff(),
 1)`, as the service connects) sends the call once more, a pipeline's calls all together.
-The hold, claim and extension scripts recognise their own first run and answer as it did."""
+The hold, claim, extension and release scripts recognise their own first run and answer as
+it did."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 from redis.asyncio import Redis
 
 from seatlock import keys
+from seatlock.errors import Gone
 from seatlock.holds.best_available import Layout, Wanted, hold_best
 from seatlock.holds.replies import Hold
 from seatlock.holds.scripts import load_scripts, register_scripts
@@ -31,13 +33,17 @@ EMPTY = snapshot_of({})
 class LosesAnAnswer:
     """A TCP relay between a Redis client and Valkey. Armed, it drops the next answer that
     Valkey sends and closes both connections, as a network that broke once Redis had run
-    the call; every other byte goes through."""
+    the call; every other byte goes through. With `late_by`, the connection that follows a
+    drop reaches Valkey that many seconds late, so the call sent again runs past its
+    caller's deadline."""
 
     def __init__(self, redis_url: str) -> None:
         target = urlsplit(redis_url)
         self._target = (target.hostname or "127.0.0.1", target.port or 6379)
         self.armed = False
         self.dropped = 0
+        self.late_by = 0.0
+        self._hold_up_next = 0.0
         self._server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
 
@@ -58,6 +64,8 @@ class LosesAnAnswer:
         this = asyncio.current_task()
         assert this is not None
         self._relays.add(this)
+        hold_up, self._hold_up_next = self._hold_up_next, 0.0
+        await asyncio.sleep(hold_up)
         valkey, to_valkey = await asyncio.open_connection(*self._target)
 
         async def requests() -> None:
@@ -70,6 +78,7 @@ class LosesAnAnswer:
                 if self.armed:
                     self.armed = False
                     self.dropped += 1
+                    self._hold_up_next = self.late_by
                     return
                 to_client.write(data)
                 await to_client.drain()
@@ -208,6 +217,70 @@ async def test_an_extension_sent_again_uses_one_extension(
     assert extended.extensions_left == POLICY.max_extensions - 1
     assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "extensions") == "1"
     assert extended.expires_at > hold.expires_at
+
+
+async def test_a_hold_sent_again_past_its_deadline_gets_its_first_runs_answer(
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+) -> None:
+    store, event, owner, wanted = await _two_seats(relayed)
+    store.deadline_budget_ms = 200
+    relay.armed, relay.late_by = True, 0.5
+
+    hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
+
+    assert relay.dropped == 1
+    assert hold.seats == wanted
+    assert await _holds_of_event(redis, event) == {hold.id: ",".join(map(str, wanted))}
+
+
+async def test_a_claim_sent_again_past_its_deadline_is_still_the_callers(
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+) -> None:
+    store, hold = await _held(relayed)
+    store.deadline_budget_ms = 200
+    relay.armed, relay.late_by = True, 0.5
+
+    claimed = await store.claim(hold.id, hold.owner_id)
+
+    assert relay.dropped == 1
+    assert claimed == (hold.event_id, hold.seats)
+    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "state") == "converting"
+
+
+async def test_the_last_extension_sent_again_is_granted_once(
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+) -> None:
+    store, hold = await _held(relayed)
+    await store.extend(hold.id, hold.owner_id)
+    relay.armed = True
+
+    extended = await store.extend(hold.id, hold.owner_id)
+
+    assert relay.dropped == 1
+    assert extended.extensions_left == 0
+    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "extensions") == "2"
+
+
+async def test_a_release_sent_again_answers_with_the_seats_it_freed(
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+) -> None:
+    store, hold = await _held(relayed)
+    relay.armed = True
+
+    freed = await store.release(hold.id, hold.owner_id)
+
+    assert relay.dropped == 1
+    assert freed == hold.seats
+    assert await _holds_of_event(redis, hold.event_id) == {}
+    assert await hash_fields(redis, keys.held_seats(hold.event_id)) == {}
+
+
+async def test_a_release_by_another_call_is_still_gone(relayed: Redis) -> None:
+    store, hold = await _held(relayed)
+    await store.release(hold.id, hold.owner_id)
+
+    with pytest.raises(Gone):
+        await store.release(hold.id, hold.owner_id)
 
 
 async def test_a_pipeline_sent_again_places_each_hold_once(

@@ -310,9 +310,10 @@ class HoldStore:
                     raise NotFound("no such hold")
             holder = owner_id or uuid.UUID(owner)
             force = "force" if owner_id is None else ""
+            # New for every call, so that the same call sent again finds its own release.
             reply = await self.scripts.release(
                 keys=self.release_keys(event_id, holder, hold_id),
-                args=[hold_id, str(holder), force],
+                args=[hold_id, str(holder), force, secrets.token_hex(8)],
             )
         if reply[0] != "ok":
             raise NotFound("no such hold") if reply[0] == "not_owner" else replies.refusal(reply)
@@ -333,6 +334,7 @@ class HoldStore:
             keys.open_rows(event_id),
             keys.seat_version(event_id),
             keys.seat_changes(event_id),
+            keys.released_hold(event_id, hold_id),
         ]
 
     async def claim(self, hold_id: str, owner_id: uuid.UUID) -> tuple[uuid.UUID, list[uuid.UUID]]:
