@@ -163,6 +163,8 @@ def main() -> int:
     parser.add_argument("--server", choices=SERVERS, default="uvicorn")
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args()
+    if args.rounds < 1 or args.duration <= 0:
+        parser.error("--rounds must be at least 1 and --duration above 0")
     options = Options(
         args.connections, args.threads, args.duration, args.rounds, args.workers, args.server
     )

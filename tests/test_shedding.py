@@ -294,49 +294,61 @@ class Clock:
         return self.now
 
 
-async def test_a_worker_whose_oldest_request_waited_too_long_sheds_at_half_its_limit() -> None:
-    clock = Clock(100.0)
-    answer = [asyncio.Event() for _ in range(3)]
+class WaitingRequests:
+    """A backlog watching the wait on a clock of the test's, and requests that stay in hand
+    until the test answers them."""
 
-    async def waiting(scope: Scope, receive: Receive, send: Send) -> None:
-        backlog.take(scope)
-        await answer[int(scope["path"].removeprefix("/"))].wait()
+    def __init__(self, count: int, limit: int, max_wait: float) -> None:
+        self.clock = Clock(100.0)
+        self._answers = [asyncio.Event() for _ in range(count)]
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.backlog = Backlog(self._waiting, limit=limit, max_wait=max_wait, clock=self.clock)
+
+    async def _waiting(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.backlog.take(scope)
+        await self._answers[int(scope["path"].removeprefix("/"))].wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})
 
-    async def sent(message: object) -> None:
-        return None
+    async def take(self, number: int, at: float) -> None:
+        self.clock.now = at
 
-    def full() -> bool:
+        async def sent(message: object) -> None:
+            return None
+
+        scope = _http_scope()
+        scope["path"] = f"/{number}"
+        self._tasks[number] = asyncio.create_task(self.backlog(scope, _nothing, sent))
+        await _until(lambda: len(self._tasks) == self.backlog.in_hand + self._answered())
+
+    def _answered(self) -> int:
+        return sum(task.done() for task in self._tasks.values())
+
+    async def answer(self, number: int) -> None:
+        self._answers[number].set()
+        await self._tasks[number]
+
+    def full_at(self, now: float) -> bool:
+        self.clock.now = now
         try:
-            backlog.refuse_if_full()
+            self.backlog.refuse_if_full()
         except Overloaded:
             return True
         return False
 
-    def request(number: int) -> asyncio.Task[None]:
-        scope = _http_scope()
-        scope["path"] = f"/{number}"
-        return asyncio.create_task(backlog(scope, _nothing, sent))
 
-    backlog = Backlog(waiting, limit=4, max_wait=0.02, clock=clock)
-    requests = [request(0)]
-    await _until(lambda: backlog.in_hand == 1)
-    clock.now = 100.015
-    requests += [request(1), request(2)]
-    await _until(lambda: backlog.in_hand == 3)
-    three_fresh = full()
-    clock.now = 100.025  # the first has waited 25 ms, the others 10 ms
-    three_one_late = full()
-    answer[0].set()
-    await requests[0]
-    two_fresh = full()
-    clock.now = 100.04
-    two_late = full()
-    answer[1].set()
-    await requests[1]
-    one_late = full()
-    answer[2].set()
-    await requests[2]
+async def test_a_worker_whose_oldest_request_waited_too_long_sheds_at_half_its_limit() -> None:
+    requests = WaitingRequests(3, limit=4, max_wait=0.02)
+    await requests.take(0, at=100.0)
+    await requests.take(1, at=100.015)
+    await requests.take(2, at=100.015)
+    three_fresh = requests.full_at(100.015)
+    three_one_late = requests.full_at(100.025)  # the first has waited 25 ms, the others 10
+    await requests.answer(0)
+    two_fresh = requests.full_at(100.025)
+    two_late = requests.full_at(100.04)
+    await requests.answer(1)
+    one_late = requests.full_at(100.04)
+    await requests.answer(2)
 
     assert (three_fresh, three_one_late, two_fresh, two_late, one_late) == (
         False,
@@ -345,7 +357,26 @@ async def test_a_worker_whose_oldest_request_waited_too_long_sheds_at_half_its_l
         True,
         False,
     )
-    assert backlog.in_hand == 0
+    assert requests.backlog.in_hand == 0
+
+
+async def test_a_request_answered_before_an_older_one_stops_counting_once_that_one_is() -> None:
+    requests = WaitingRequests(4, limit=4, max_wait=0.02)
+    await requests.take(0, at=100.0)
+    await requests.take(1, at=100.001)
+    await requests.take(2, at=100.019)
+    await requests.answer(1)
+    await requests.take(3, at=100.019)
+    oldest_still_in_hand = requests.full_at(100.025)
+    await requests.answer(0)
+    # The oldest in hand is now the third, 6 ms old, not the second, answered already.
+    after_the_oldest = requests.full_at(100.025)
+    third_late = requests.full_at(100.04)
+    await requests.answer(2)
+    await requests.answer(3)
+
+    assert (oldest_still_in_hand, after_the_oldest, third_late) == (True, False, True)
+    assert requests.backlog.in_hand == 0
 
 
 async def test_the_limit_sheds_however_fresh_the_requests_in_hand() -> None:

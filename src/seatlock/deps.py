@@ -14,10 +14,9 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import SkipValidation
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from seatlock.auth.access import SIGN_IN_REQUIRED, provide_principal, provide_viewer
+from seatlock.auth.access import provide_principal, provide_viewer, signed_in
 from seatlock.auth.responses import client_address
 from seatlock.auth.tokens import Principal
-from seatlock.errors import Unauthorized
 from seatlock.events.images import ImageStore
 from seatlock.holds.on_sale import OnSaleCache
 from seatlock.holds.store import HoldStore
@@ -138,9 +137,7 @@ class RoomDesk:
     @property
     def caller(self) -> Principal:
         """The signed-in caller, whom the guard of a signed-in route made sure of."""
-        if self.viewer is None:
-            raise Unauthorized(SIGN_IN_REQUIRED)
-        return self.viewer
+        return signed_in(self.viewer)
 
 
 Room: TypeAlias = NamedDependency[RoomDesk]

@@ -129,6 +129,15 @@ async def _holds_of_event(redis: Redis, event: uuid.UUID) -> dict[str, str]:
     return {i: await hash_field(redis, keys.hold_seats(event), i) or "" for i in ids}
 
 
+def resent_late(store: HoldStore, relay: LosesAnAnswer, late: bool) -> None:
+    """Arms the relay; `late`: the call sent again reaches Valkey past its caller's
+    deadline (a budget of 300 ms, a second late)."""
+    relay.armed = True
+    if late:
+        store.deadline_budget_ms = 300
+        relay.late_by = 1.0
+
+
 async def _two_seats(relayed: Redis) -> tuple[HoldStore, uuid.UUID, uuid.UUID, list[uuid.UUID]]:
     """A store through the relay, an event whose cache of taken seats is loaded, an owner
     and two seats."""
@@ -138,11 +147,12 @@ async def _two_seats(relayed: Redis) -> tuple[HoldStore, uuid.UUID, uuid.UUID, l
     return store, event, uuid.uuid4(), seats(2)
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["in time", "past its deadline"])
 async def test_a_hold_sent_again_gets_the_hold_its_first_run_placed(
-    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis, late: bool
 ) -> None:
     store, event, owner, wanted = await _two_seats(relayed)
-    relay.armed = True
+    resent_late(store, relay, late)
 
     hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
 
@@ -192,11 +202,12 @@ async def _held(relayed: Redis) -> tuple[HoldStore, Hold]:
     return store, await store.hold(event, owner, wanted, POLICY, EMPTY)
 
 
+@pytest.mark.parametrize("late", [False, True], ids=["in time", "past its deadline"])
 async def test_a_claim_sent_again_is_still_the_callers(
-    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis, late: bool
 ) -> None:
     store, hold = await _held(relayed)
-    relay.armed = True
+    resent_late(store, relay, late)
 
     claimed = await store.claim(hold.id, hold.owner_id)
 
@@ -205,60 +216,23 @@ async def test_a_claim_sent_again_is_still_the_callers(
     assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "state") == "converting"
 
 
+# The first extension, and the last one the policy allows.
+@pytest.mark.parametrize("used_before", [0, POLICY.max_extensions - 1], ids=["first", "last"])
 async def test_an_extension_sent_again_uses_one_extension(
-    relayed: Redis, relay: LosesAnAnswer, redis: Redis
+    relayed: Redis, relay: LosesAnAnswer, redis: Redis, used_before: int
 ) -> None:
     store, hold = await _held(relayed)
+    for _ in range(used_before):
+        await store.extend(hold.id, hold.owner_id)
     relay.armed = True
 
     extended = await store.extend(hold.id, hold.owner_id)
 
     assert relay.dropped == 1
-    assert extended.extensions_left == POLICY.max_extensions - 1
-    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "extensions") == "1"
+    assert extended.extensions_left == POLICY.max_extensions - used_before - 1
+    used = await hash_field(redis, keys.hold(hold.event_id, hold.id), "extensions")
+    assert used == str(used_before + 1)
     assert extended.expires_at > hold.expires_at
-
-
-async def test_a_hold_sent_again_past_its_deadline_gets_its_first_runs_answer(
-    relayed: Redis, relay: LosesAnAnswer, redis: Redis
-) -> None:
-    store, event, owner, wanted = await _two_seats(relayed)
-    store.deadline_budget_ms = 200
-    relay.armed, relay.late_by = True, 0.5
-
-    hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
-
-    assert relay.dropped == 1
-    assert hold.seats == wanted
-    assert await _holds_of_event(redis, event) == {hold.id: ",".join(map(str, wanted))}
-
-
-async def test_a_claim_sent_again_past_its_deadline_is_still_the_callers(
-    relayed: Redis, relay: LosesAnAnswer, redis: Redis
-) -> None:
-    store, hold = await _held(relayed)
-    store.deadline_budget_ms = 200
-    relay.armed, relay.late_by = True, 0.5
-
-    claimed = await store.claim(hold.id, hold.owner_id)
-
-    assert relay.dropped == 1
-    assert claimed == (hold.event_id, hold.seats)
-    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "state") == "converting"
-
-
-async def test_the_last_extension_sent_again_is_granted_once(
-    relayed: Redis, relay: LosesAnAnswer, redis: Redis
-) -> None:
-    store, hold = await _held(relayed)
-    await store.extend(hold.id, hold.owner_id)
-    relay.armed = True
-
-    extended = await store.extend(hold.id, hold.owner_id)
-
-    assert relay.dropped == 1
-    assert extended.extensions_left == 0
-    assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "extensions") == "2"
 
 
 async def test_a_release_sent_again_answers_with_the_seats_it_freed(
