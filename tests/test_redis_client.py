@@ -10,8 +10,9 @@ from typing import cast
 import pytest
 import redis.utils
 from redis.asyncio import Redis
+from redis.asyncio.connection import Connection
 
-from seatlock.redis_client import connect_redis
+from seatlock.redis_client import PackedInC, connect_redis
 from seatlock.settings import Settings
 
 CONNECTIONS = 5
@@ -46,3 +47,24 @@ async def test_new_connections_do_not_read_the_package_metadata(
     assert len(reads) == made
     assert name["lib-name"] == "redis-py"
     assert name["lib-ver"] == read_version()
+
+
+async def test_commands_packed_in_c_are_the_bytes_redis_py_sends(settings: Settings) -> None:
+    client = connect_redis(settings)
+    assert isinstance(client, Redis)
+    packed_in_c, in_python = PackedInC(), Connection()
+    command = ("EVALSHA", "f" * 40, 2, "seatlock:{e}:held", b"k2", 60_000, 0.25, "é", "-1")
+    try:
+        assert client.connection_pool.connection_class is PackedInC
+        assert b"".join(packed_in_c.pack_command(*command)) == b"".join(
+            in_python.pack_command(*command)
+        )
+        assert packed_in_c.pack_command("CLIENT SETINFO", "LIB-NAME", "x") == [
+            b"*4\r\n$6\r\nCLIENT\r\n$7\r\nSETINFO\r\n$8\r\nLIB-NAME\r\n$1\r\nx\r\n"
+        ]
+        # And Valkey understands them: a script call with keys and arguments of each kind.
+        script = client.eval("return {KEYS[1], ARGV[1], ARGV[2]}", 1, "k", 7, 0.5)
+        answer = await cast(Awaitable[list[str]], script)
+        assert answer == ["k", "7", "0.5"]
+    finally:
+        await client.aclose()
