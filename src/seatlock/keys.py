@@ -6,6 +6,7 @@ Redis Cluster slot and one script can touch them atomically.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 
@@ -47,6 +48,9 @@ def rate_limited(route: str, per: str, value: str) -> str:
 ACCOUNT_CHANGES = "seatlock:account-changes"
 
 
+# A hold or a release builds nine keys of its event: the prefix of the events a worker is
+# selling is made once, not from the UUID's text nine times a request.
+@functools.lru_cache(maxsize=4096)
 def _event(event_id: uuid.UUID) -> str:
     # The braces make `{<event_id>}` the hash tag: every key of an event maps to one slot.
     return f"seatlock:{{{event_id}}}"
