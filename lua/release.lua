@@ -8,7 +8,8 @@
 -- KEYS[7] open   zset  row -> row, rows that may have a free seat
 -- KEYS[8] version string the event's availability version
 -- KEYS[9] changes stream the event's change log (see lib/seat_changes.lua)
--- KEYS[10] released_by string  '<token>|<seats>' of the call that released the hold, a while
+-- KEYS[10] released_by string  '<token>|<seats>' of the call that released the hold, for
+--          RELEASED_KEPT_MS
 -- ARGV[1] hold id   ARGV[2] owner id   ARGV[3] 'force' or ''   ARGV[4] the call's token
 -- Returns {'ok', seat, ...}; the same again when this call was sent twice
 --       | {'gone'} | {'not_owner'}
@@ -18,6 +19,9 @@ local released_by = KEYS[10]
 local hold_id, owner_id, force, token = ARGV[1], ARGV[2], ARGV[3] == 'force', ARGV[4]
 -- Long enough for redis-py to send a call again, short enough to cost nothing.
 local RELEASED_KEPT_MS = 60000
+if not token or token == '' then
+  return redis.error_reply('release: a token of the call is required')
+end
 
 local fields = redis.call('HMGET', hold, 'owner', 'seats')
 if not fields[1] then

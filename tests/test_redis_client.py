@@ -7,10 +7,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import cast
 
+import msgspec
 import pytest
 import redis.utils
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 
 from seatlock.redis_client import PackedInC, connect_redis
 from seatlock.settings import Settings
@@ -68,3 +69,21 @@ async def test_commands_packed_in_c_are_the_bytes_redis_py_sends(settings: Setti
         assert answer == ["k", "7", "0.5"]
     finally:
         await client.aclose()
+
+
+def test_tls_and_unix_socket_addresses_keep_redis_pys_connections(settings: Settings) -> None:
+    made = {
+        scheme: connect_redis(msgspec.structs.replace(settings, redis_url=url))
+        for scheme, url in (
+            ("rediss", "rediss://127.0.0.1:6380/0"),
+            ("unix", "unix:///tmp/valkey.sock"),
+        )
+    }
+
+    classes = {
+        scheme: client.connection_pool.connection_class
+        for scheme, client in made.items()
+        if isinstance(client, Redis)
+    }
+
+    assert classes == {"rediss": SSLConnection, "unix": UnixDomainSocketConnection}

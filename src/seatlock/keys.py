@@ -48,8 +48,8 @@ def rate_limited(route: str, per: str, value: str) -> str:
 ACCOUNT_CHANGES = "seatlock:account-changes"
 
 
-# A hold or a release builds nine keys of its event: the prefix of the events a worker is
-# selling is made once, not from the UUID's text nine times a request.
+# A hold builds eight keys of its event and a release ten: the prefix of the events a worker is
+# selling is made once, not from the UUID's text for every key.
 @functools.lru_cache(maxsize=4096)
 def _event(event_id: uuid.UUID) -> str:
     # The braces make `{<event_id>}` the hash tag: every key of an event maps to one slot.
@@ -104,8 +104,8 @@ def hold(event_id: uuid.UUID, hold_id: str) -> str:
 
 
 def released_hold(event_id: uuid.UUID, hold_id: str) -> str:
-    """String: '<token>|<seats>' of the call that released the hold, kept a minute so that
-    the same call sent again gets its answer (release.lua)."""
+    """String: '<token>|<seats>' of the call that released the hold, kept a minute
+    (RELEASED_KEPT_MS in release.lua) so that the same call sent again gets its answer."""
     return f"{hold(event_id, hold_id)}:released"
 
 

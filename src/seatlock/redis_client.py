@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias, TypeVar, cast
+from urllib.parse import urlsplit
 
 from redis import DriverInfo
 from redis.asyncio import Redis
@@ -41,7 +42,7 @@ class PackedInC(Connection):
     """A connection that packs its commands with hiredis, in C, as redis-py's blocking
     client does when hiredis is installed; its asyncio client packs them in Python, which
     was a twentieth of a hold's CPU (a script call has some twenty keys and arguments).
-    `rediss://` and `unix://` addresses keep redis-py's own connections."""
+    Plain `redis://` addresses only: TLS and Unix sockets keep redis-py's own connections."""
 
     _packer = HiredisRespSerializer()
 
@@ -71,7 +72,9 @@ def connect_redis(settings: Settings) -> RedisClient:
         decode_responses=True,
         health_check_interval=30,
         retry=retry,
-        connection_class=PackedInC,
+        connection_class=PackedInC
+        if urlsplit(settings.redis_url).scheme == "redis"
+        else Connection,
         # What the connections name themselves with (CLIENT SETINFO), made once: left to
         # `from_url`, each new connection reads redis-py's version from the installed
         # package's metadata, about 2 ms, while a sale's opening burst opens dozens.

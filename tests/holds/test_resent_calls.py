@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import msgspec
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from seatlock import keys
 from seatlock.errors import Gone
@@ -43,6 +44,7 @@ class LosesAnAnswer:
         self.armed = False
         self.dropped = 0
         self.late_by = 0.0
+        self.held_up = 0  # connections that reached Valkey late_by seconds late
         self._hold_up_next = 0.0
         self._server: asyncio.Server | None = None
         self._relays: set[asyncio.Task[None]] = set()
@@ -65,7 +67,9 @@ class LosesAnAnswer:
         assert this is not None
         self._relays.add(this)
         hold_up, self._hold_up_next = self._hold_up_next, 0.0
-        await asyncio.sleep(hold_up)
+        if hold_up:
+            self.held_up += 1
+            await asyncio.sleep(hold_up)
         valkey, to_valkey = await asyncio.open_connection(*self._target)
 
         async def requests() -> None:
@@ -129,9 +133,10 @@ async def _holds_of_event(redis: Redis, event: uuid.UUID) -> dict[str, str]:
     return {i: await hash_field(redis, keys.hold_seats(event), i) or "" for i in ids}
 
 
-def resent_late(store: HoldStore, relay: LosesAnAnswer, late: bool) -> None:
+def arm(relay: LosesAnAnswer, store: HoldStore, late: bool) -> None:
     """Arms the relay; `late`: the call sent again reaches Valkey past its caller's
-    deadline (a budget of 300 ms, a second late)."""
+    deadline (a budget of 300 ms, a second late; below the client's 2 s socket timeout,
+    which the resent call's connection waits within)."""
     relay.armed = True
     if late:
         store.deadline_budget_ms = 300
@@ -152,11 +157,11 @@ async def test_a_hold_sent_again_gets_the_hold_its_first_run_placed(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis, late: bool
 ) -> None:
     store, event, owner, wanted = await _two_seats(relayed)
-    resent_late(store, relay, late)
+    arm(relay, store, late)
 
     hold = await store.hold(event, owner, wanted, POLICY, EMPTY)
 
-    assert relay.dropped == 1
+    assert (relay.dropped, relay.held_up) == (1, int(late))
     assert hold.seats == wanted
     assert hold.extensions_left == POLICY.max_extensions
     assert await _holds_of_event(redis, event) == {hold.id: ",".join(map(str, wanted))}
@@ -207,11 +212,11 @@ async def test_a_claim_sent_again_is_still_the_callers(
     relayed: Redis, relay: LosesAnAnswer, redis: Redis, late: bool
 ) -> None:
     store, hold = await _held(relayed)
-    resent_late(store, relay, late)
+    arm(relay, store, late)
 
     claimed = await store.claim(hold.id, hold.owner_id)
 
-    assert relay.dropped == 1
+    assert (relay.dropped, relay.held_up) == (1, int(late))
     assert claimed == (hold.event_id, hold.seats)
     assert await hash_field(redis, keys.hold(hold.event_id, hold.id), "state") == "converting"
 
@@ -247,6 +252,8 @@ async def test_a_release_sent_again_answers_with_the_seats_it_freed(
     assert freed == hold.seats
     assert await _holds_of_event(redis, hold.event_id) == {}
     assert await hash_fields(redis, keys.held_seats(hold.event_id)) == {}
+    changes = await redis.xrange(keys.seat_changes(hold.event_id))
+    assert [fields["cause"] for _, fields in changes] == ["hold", "release"]
 
 
 async def test_a_release_by_another_call_is_still_gone(relayed: Redis) -> None:
@@ -274,3 +281,17 @@ async def test_a_pipeline_sent_again_places_each_hold_once(
     assert relay.dropped == 1
     assert [h.seats for h in holds] == [[s] for s in wanted]
     assert await _holds_of_event(redis, event) == {h.id: str(h.seats[0]) for h in holds}
+
+
+async def test_a_release_without_a_token_of_its_call_is_refused(redis: Redis) -> None:
+    # An empty token would match any release's tombstone and answer for it.
+    store, hold = await _held(redis)
+    release_keys = HoldStore.release_keys(hold.event_id, hold.owner_id, hold.id)
+
+    for token in ([], [""]):
+        with pytest.raises(ResponseError, match="a token of the call is required"):
+            await store.scripts.release(
+                keys=release_keys, args=[hold.id, str(hold.owner_id), "", *token]
+            )
+
+    assert await _holds_of_event(redis, hold.event_id) == {hold.id: ",".join(map(str, hold.seats))}
