@@ -69,8 +69,9 @@ if category ~= '' then
 end
 
 -- Holds that ran out free their seats, and the full rows they were on may reopen.
-expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
-  changes = changes}, now)
+local event = {held = held, holds = holds, hold_seats = hold_seats, owner = owner, hold = hold,
+  version = version, changes = changes}
+expire_holds(event, now)
 redis.call('ZREMRANGEBYSCORE', owner, '-inf', now)
 for _, row in ipairs(redis.call('ZRANGEBYSCORE', reopen, '-inf', now)) do
   redis.call('ZADD', open, row, row)
@@ -184,22 +185,8 @@ if not chosen then
   return {'none'}
 end
 
-local expires = now + math.min(ttl, max_lifetime)
-for _, seat in ipairs(chosen) do
-  redis.call('HSET', held, seat, hold_id)
-end
-redis.call('HSET', hold,
-  'owner', owner_id, 'seats', table.concat(chosen, ','), 'created', now, 'expires', expires,
-  'deadline', now + max_lifetime, 'extensions', 0, 'max_extensions', max_extensions,
-  'ttl', ttl, 'state', 'held')
-redis.call('PEXPIREAT', hold, expires)
-redis.call('ZADD', holds, expires, hold_id)
-redis.call('ZADD', owner, expires, hold_id)
-if redis.call('PTTL', owner) < max_lifetime then
-  redis.call('PEXPIRE', owner, max_lifetime)
-end
-redis.call('HSET', hold_seats, hold_id, table.concat(chosen, ','))
-record_change(version, changes, 'held', 'hold', chosen)
+local expires = place_hold(event, {hold_id = hold_id, owner_id = owner_id, ttl = ttl,
+  max_extensions = max_extensions, max_lifetime = max_lifetime}, chosen, now)
 local answer = {'ok', expires, max_extensions}
 for _, seat in ipairs(chosen) do
   table.insert(answer, seat)

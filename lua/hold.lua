@@ -36,8 +36,9 @@ if not taken_ready(taken, now) then
 end
 
 -- Holds that have run out free their seats.
-expire_holds({held = held, holds = holds, hold_seats = hold_seats, version = version,
-  changes = changes}, now)
+local event = {held = held, holds = holds, hold_seats = hold_seats, owner = owner, hold = hold,
+  version = version, changes = changes}
+expire_holds(event, now)
 redis.call('ZREMRANGEBYSCORE', owner, '-inf', now)
 
 local conflicts = {}
@@ -74,23 +75,10 @@ if owned + count > cap then
   return refused
 end
 
-local expires = now + math.min(ttl, max_lifetime)
 local seats = {}
 for i = first_seat, #ARGV do
-  redis.call('HSET', held, ARGV[i], hold_id)
   table.insert(seats, ARGV[i])
 end
-redis.call('HSET', hold,
-  'owner', owner_id, 'seats', table.concat(seats, ','), 'created', now, 'expires', expires,
-  'deadline', now + max_lifetime, 'extensions', 0, 'max_extensions', max_extensions,
-  'ttl', ttl, 'state', 'held')
-redis.call('PEXPIREAT', hold, expires)
-redis.call('ZADD', holds, expires, hold_id)
-redis.call('ZADD', owner, expires, hold_id)
--- The owner's set lives as long as its longest hold could, and no longer.
-if redis.call('PTTL', owner) < max_lifetime then
-  redis.call('PEXPIRE', owner, max_lifetime)
-end
-redis.call('HSET', hold_seats, hold_id, table.concat(seats, ','))
-record_change(version, changes, 'held', 'hold', seats)
+local expires = place_hold(event, {hold_id = hold_id, owner_id = owner_id, ttl = ttl,
+  max_extensions = max_extensions, max_lifetime = max_lifetime}, seats, now)
 return {'ok', expires, max_extensions}

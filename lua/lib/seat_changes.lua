@@ -69,6 +69,32 @@ local function expire_holds(k, now)
   return #expired
 end
 
+-- Places a new hold on `seats` (a list of seat ids, free and within the owner's cap) and
+-- records them as held; answers when it expires. `k` names the keys of hold.lua and
+-- best_available.lua (held, holds, hold_seats, owner, hold, version, changes); `terms`
+-- holds their hold_id, owner_id, ttl, max_extensions and max_lifetime.
+local function place_hold(k, terms, seats, now)
+  local expires = now + math.min(terms.ttl, terms.max_lifetime)
+  local listed = table.concat(seats, ',')
+  for _, seat in ipairs(seats) do
+    redis.call('HSET', k.held, seat, terms.hold_id)
+  end
+  redis.call('HSET', k.hold,
+    'owner', terms.owner_id, 'seats', listed, 'created', now, 'expires', expires,
+    'deadline', now + terms.max_lifetime, 'extensions', 0,
+    'max_extensions', terms.max_extensions, 'ttl', terms.ttl, 'state', 'held')
+  redis.call('PEXPIREAT', k.hold, expires)
+  redis.call('ZADD', k.holds, expires, terms.hold_id)
+  redis.call('ZADD', k.owner, expires, terms.hold_id)
+  -- The owner's set lives as long as its longest hold could, and no longer.
+  if redis.call('PTTL', k.owner) < terms.max_lifetime then
+    redis.call('PEXPIRE', k.owner, terms.max_lifetime)
+  end
+  redis.call('HSET', k.hold_seats, terms.hold_id, listed)
+  record_change(k.version, k.changes, 'held', 'hold', seats)
+  return expires
+end
+
 -- The answer a hold placed under `hold`'s id already gave, or nil: {'ok', expires_ms,
 -- extensions_left, seat, ...}. Hold ids are new for every call, so the only call that finds
 -- its hold there is the same call sent again: redis-py sends a call once more when its
