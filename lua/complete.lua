@@ -9,7 +9,8 @@
 -- KEYS[7] changes stream the event's change log (see lib/seat_changes.lua)
 -- KEYS[8] hold   hash  the hold
 -- ARGV[1] hold id   ARGV[2] seat state   ARGV[3..] seat ids
--- Returns the number of seats recorded.
+-- Returns the number of seats whose state changed: none when the same call runs again (a
+-- pipeline sent again), which records nothing the second time.
 local held, taken, holds, hold_seats, owner = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local version, changes, hold = KEYS[6], KEYS[7], KEYS[8]
 local hold_id, state = ARGV[1], ARGV[2]
@@ -17,11 +18,13 @@ local first_seat = 3
 
 local seats = {}
 for i = first_seat, #ARGV do
-  redis.call('HSET', taken, ARGV[i], state)
+  if redis.call('HGET', taken, ARGV[i]) ~= state then
+    redis.call('HSET', taken, ARGV[i], state)
+    table.insert(seats, ARGV[i])
+  end
   if redis.call('HGET', held, ARGV[i]) == hold_id then
     redis.call('HDEL', held, ARGV[i])
   end
-  table.insert(seats, ARGV[i])
 end
 -- Any change bumps the cache's version, so that a concurrent rebuild knows its snapshot
 -- is stale.

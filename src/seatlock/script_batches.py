@@ -19,8 +19,10 @@ again. A connection error or a timeout fails every call of the pipeline, as it w
 have failed each of them alone. redis-py's retry resends the whole pipeline once, calls
 already answered included, as it resends a lone call whose answer was lost: a hold, a
 claim, an extension or a release sent again finds its own first run and answers as it did
-(hold.lua, best_available.lua, claim.lua, extend.lua, release.lua). A caller that gives up
-leaves the other calls alone, and its own call is dropped if its pipeline has not left yet.
+(hold.lua, best_available.lua, claim.lua, extend.lua, release.lua), and the writes of seat
+states (complete.lua, mark_taken.lua, free_taken.lua) log only what changed, so a second
+run logs nothing. A caller that gives up leaves the other calls alone, and its own call is
+dropped if its pipeline has not left yet.
 
 Only a single server's calls are gathered. On a cluster they go one by one, as before: a
 cluster pipeline would split them by node again, and was not measured.

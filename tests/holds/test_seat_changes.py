@@ -89,6 +89,27 @@ async def test_steps_that_change_nothing_log_nothing(store: HoldStore) -> None:
     ]
 
 
+async def test_steps_run_twice_log_their_changes_once(store: HoldStore) -> None:
+    # As when redis-py sends a pipeline of them again after its answers were lost.
+    event, alice = uuid.uuid4(), uuid.uuid4()
+    s1, s2 = seats(2)
+    kept = await store.hold(event, alice, [s1, s2], POLICY, EMPTY)
+
+    for _ in range(2):
+        await store.complete(kept.id, alice, SeatState.RESERVED, [s1, s2])
+    for _ in range(2):
+        await store.mark_taken(event, SeatState.SOLD, [s1, s2], "payment")
+    for _ in range(2):
+        await store.free_taken(event, [s2], "cancellation")
+
+    assert _summary(await _log(store, event)) == [
+        ("held", "hold", _ids(s1, s2)),
+        ("reserved", "booking", _ids(s1, s2)),
+        ("sold", "payment", _ids(s1, s2)),
+        ("available", "cancellation", _ids(s2)),
+    ]
+
+
 async def test_an_expired_hold_announces_only_the_seats_it_still_had(store: HoldStore) -> None:
     event, alice, bob = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     s1, s2 = seats(2)
